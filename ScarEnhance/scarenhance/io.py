@@ -1,0 +1,265 @@
+"""Read and write single 3D volumes through SimpleITK.
+
+``read_image`` accepts a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) file, a
+folder holding one DICOM series, or one file of a DICOM series (the whole series is read). It always
+returns a scalar 3D ``sitk.Image`` in the file's own pixel type and geometry:
+
+- a 2D image (one slice) is promoted to a single-slice 3D volume, so a lone short-axis slice can be
+  enhanced like a stack; the third axis gets spacing 1 mm and the identity direction extension;
+- a 4D image with a single time point is squeezed to 3D (some tools write NIfTI with dim[4] = 1);
+- a real 4D image (cine, multi-TI) or a vector / RGB image is refused: the method works on one
+  3D short-axis LGE stack.
+
+``write_image`` writes atomically (a temporary file beside the target, then ``os.replace``), so an
+interrupted write never leaves half a file under the final name, and it never overwrites unless asked.
+Every problem is an ``InputError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import struct
+import tempfile
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from .errors import InputError
+
+# Extensions we read as single files, longest first so ".nii.gz" wins over ".gz".
+READ_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+# Detached-header formats (.mhd + .raw, .nhdr + .raw) name their data file inside the header, so a
+# temporary name cannot be renamed into place: we write only the single-file formats.
+WRITE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
+DICOM_EXTENSIONS = (".dcm", ".ima", ".dicom")
+_SERIES_UID_TAG = "0020|000e"
+
+
+def image_extension(path: "str | Path") -> str:
+    """The image extension of ``path`` ('.nii.gz', '.nrrd', ...), lower case; '' when none is known."""
+    name = Path(path).name.lower()
+    for ext in READ_EXTENSIONS + DICOM_EXTENSIONS:
+        if name.endswith(ext):
+            return ext
+    return ""
+
+
+def strip_image_extension(path: "str | Path") -> str:
+    """File name without its image extension: 'Case_N012.nii.gz' → 'Case_N012'."""
+    name = Path(path).name
+    ext = image_extension(name)
+    return name[: len(name) - len(ext)] if ext else name
+
+
+def read_image(path: "str | Path") -> sitk.Image:
+    """Read one scalar 3D volume (see the module docstring for formats and the 2D/4D policy).
+
+    Raises InputError naming ``path`` when it is missing, unreadable, corrupt, 4D or vector-valued.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file or folder not found", path)
+    if path.is_dir():
+        image = _read_dicom_folder(path)
+    elif image_extension(path) in DICOM_EXTENSIONS or _looks_like_dicom(path):
+        image = _read_dicom_file_series(path)
+    else:
+        image = _read_file(path)
+    return _as_scalar_3d(image, path)
+
+
+def write_image(image: sitk.Image, path: "str | Path", overwrite: bool = False) -> Path:
+    """Write ``image`` to ``path`` atomically and return the path.
+
+    Parent folders are created. An existing file is kept (InputError) unless ``overwrite=True``.
+    NRRD and MetaImage are written compressed; '.nii.gz' is compressed by its extension.
+    """
+    path = Path(path)
+    ext = image_extension(path)
+    if ext not in WRITE_EXTENSIONS:
+        raise InputError(
+            f"cannot write this format (extension {ext or Path(path).suffix or 'none'!r}); "
+            f"use one of {', '.join(WRITE_EXTENSIONS)}",
+            path,
+        )
+    if path.is_dir():
+        raise InputError("is a folder, expected an image file name", path)
+    if path.exists() and not overwrite:
+        raise InputError("already exists; refusing to overwrite it (choose another name or allow overwrite)", path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the folder: {e.strerror or e}", path.parent) from e
+
+    # The temporary file keeps the real extension so SimpleITK picks the same writer.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{strip_image_extension(path)}.", suffix=ext)
+    os.close(fd)
+    try:
+        sitk.WriteImage(image, tmp_name, useCompression=ext in (".nrrd", ".mha"))
+        os.replace(tmp_name, path)
+    except (RuntimeError, OSError) as e:
+        raise InputError(f"cannot write the image: {_reason(e)}", path) from e
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
+
+
+def _read_file(path: Path) -> sitk.Image:
+    if not image_extension(path):
+        raise InputError(
+            f"unknown image format (expected {', '.join(READ_EXTENSIONS)}, a DICOM file or a DICOM series folder)",
+            path,
+        )
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        raise InputError(f"cannot read the image (corrupt or not an image?): {_reason(e)}", path) from e
+    if image_extension(path) in (".nii", ".nii.gz"):
+        _check_nifti_complete(path)
+    return image
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """ITK's NIfTI reader fills a truncated file with garbage without a word; check the byte count.
+
+    Reads the header's dim, bitpix and vox_offset (NIfTI-1 or -2, either byte order) and compares
+    vox_offset + voxels x bytes with the file's (decompressed) length.
+    """
+    opener = gzip.open if image_extension(path) == ".nii.gz" else open
+    try:
+        with opener(path, "rb") as f:
+            header = f.read(540)
+            if len(header) < 348:
+                raise InputError(f"truncated NIfTI file: header is {len(header)} bytes", path)
+            length = len(header)
+            while chunk := f.read(1 << 22):
+                length += len(chunk)
+    except (EOFError, OSError, gzip.BadGzipFile) as e:
+        raise InputError(f"corrupt or truncated NIfTI file: {e}", path) from e
+    for endian in "<>":
+        sizeof_hdr = struct.unpack_from(endian + "i", header, 0)[0]
+        if sizeof_hdr == 348:
+            dim = struct.unpack_from(endian + "8h", header, 40)
+            bitpix = struct.unpack_from(endian + "h", header, 72)[0]
+            offset = int(struct.unpack_from(endian + "f", header, 108)[0])
+            break
+        if sizeof_hdr == 540 and len(header) >= 540:
+            dim = struct.unpack_from(endian + "8q", header, 16)
+            bitpix = struct.unpack_from(endian + "h", header, 14)[0]
+            offset = struct.unpack_from(endian + "q", header, 168)[0]
+            break
+    else:
+        return  # not a header we understand; ITK read it, so trust ITK
+    voxels = 1
+    for n in dim[1 : 1 + max(0, min(int(dim[0]), 7))]:
+        voxels *= max(int(n), 1)
+    expected = max(offset, 352 if sizeof_hdr == 348 else 544) + voxels * bitpix // 8
+    if length < expected:
+        raise InputError(f"truncated NIfTI file: {length} bytes where its header promises {expected}", path)
+
+
+def _read_dicom_folder(folder: Path) -> sitk.Image:
+    warnings = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # GDCM warns "No Series were found" on stderr
+    try:
+        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    except RuntimeError as e:
+        raise InputError(f"cannot scan the folder for DICOM series: {_reason(e)}", folder) from e
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warnings)
+    if not series_ids:
+        raise InputError("folder holds no DICOM series (expected one short-axis LGE series)", folder)
+    if len(series_ids) > 1:
+        raise InputError(
+            f"folder holds {len(series_ids)} DICOM series; put the one LGE series to use in a folder of its own "
+            f"or pass one of its files. Series UIDs: {', '.join(series_ids)}",
+            folder,
+        )
+    return _read_series(folder, series_ids[0], folder)
+
+
+def _read_dicom_file_series(path: Path) -> sitk.Image:
+    """Read the whole series a single DICOM file belongs to."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        raise InputError(f"cannot read the DICOM file: {_reason(e)}", path) from e
+    if not reader.HasMetaDataKey(_SERIES_UID_TAG):
+        return _read_file_any(path)
+    uid = reader.GetMetaData(_SERIES_UID_TAG).strip().rstrip("\x00")
+    return _read_series(path.parent, uid, path)
+
+
+def _read_series(folder: Path, uid: str, shown: Path) -> sitk.Image:
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+    if not files:
+        raise InputError(f"no readable files for DICOM series {uid}", shown)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        return reader.Execute()
+    except RuntimeError as e:
+        raise InputError(f"cannot read DICOM series {uid}: {_reason(e)}", shown) from e
+
+
+def _read_file_any(path: Path) -> sitk.Image:
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        raise InputError(f"cannot read the image: {_reason(e)}", path) from e
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """DICOM files often have no extension: check the 'DICM' magic at byte 128."""
+    if image_extension(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _as_scalar_3d(image: sitk.Image, path: Path) -> sitk.Image:
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            f"vector image with {image.GetNumberOfComponentsPerPixel()} components per pixel "
+            "(RGB or multi-channel): ScarEnhance needs one scalar 3D short-axis stack",
+            path,
+        )
+    dim = image.GetDimension()
+    if dim == 3:
+        return image
+    if dim == 2:
+        # One slice: stack it into a 1-slice volume (JoinSeries keeps spacing/origin/direction in-plane).
+        return sitk.JoinSeries([image])
+    if dim == 4 and image.GetSize()[3] == 1:
+        size = list(image.GetSize())
+        size[3] = 0  # Extract with size 0 along an axis collapses that axis
+        return sitk.Extract(image, size, [0, 0, 0, 0])
+    raise InputError(
+        f"{dim}D image of size {'x'.join(map(str, image.GetSize()))}: "
+        "ScarEnhance needs one 3D short-axis stack (split multi-phase / multi-TI series first)",
+        path,
+    )
+
+
+def _reason(error: Exception) -> str:
+    """SimpleITK errors carry lines of C++ context; keep the ITK message and its last detail line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return error.__class__.__name__
+    message = next((line for line in lines if "ERROR:" in line), lines[-1])
+    message = message.split("ERROR:", 1)[-1].strip()
+    message = re.sub(r"^\w+\(0x[0-9a-fA-F]+\):\s*", "", message)  # drop "NrrdImageIO(0x55..): "
+    detail = lines[-1]
+    # ITK appends errno's text, which is stale ("No such file or directory" for a file that exists).
+    if message not in detail and not detail.startswith("Reason:"):
+        message = f"{message} {detail.split('] ', 1)[-1]}"
+    return message

@@ -1,0 +1,195 @@
+"""scarenhance.io: formats, the 2D/4D policy, DICOM series, atomic writes, and errors that name the file."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from scarenhance.errors import InputError
+from scarenhance.io import read_image, write_image
+
+
+def _volume(shape=(4, 12, 10), seed=0, dtype=np.int16) -> sitk.Image:
+    """A random oblique, anisotropic volume (numpy shape z, y, x)."""
+    rng = np.random.default_rng(seed)
+    image = sitk.GetImageFromArray(rng.integers(-300, 3000, shape).astype(dtype))
+    image.SetSpacing((0.75, 0.8, 8.0))
+    image.SetOrigin((-120.5, 33.25, 7.0))
+    c, s = np.cos(0.4), np.sin(0.4)
+    image.SetDirection((c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0))
+    return image
+
+
+def _assert_same(a: sitk.Image, b: sitk.Image):
+    assert a.GetSize() == b.GetSize()
+    np.testing.assert_allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-6)
+    np.testing.assert_allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(a.GetDirection(), b.GetDirection(), atol=1e-6)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b))
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii", ".nrrd", ".mha"])
+def test_round_trip_keeps_voxels_geometry_and_pixel_type(tmp_path, ext):
+    image = _volume()
+    path = write_image(image, tmp_path / f"case{ext}")
+    back = read_image(path)
+    _assert_same(image, back)
+    assert back.GetPixelID() == sitk.sitkInt16
+
+
+def test_reads_detached_header_metaimage(tmp_path):
+    image = _volume()
+    sitk.WriteImage(image, str(tmp_path / "case.mhd"))
+    _assert_same(image, read_image(tmp_path / "case.mhd"))
+
+
+def test_write_refuses_to_overwrite_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / "out.nii.gz"
+    write_image(_volume(seed=1), path)
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="already exists") as e:
+        write_image(_volume(seed=2), path)
+    assert "out.nii.gz" in str(e.value)
+    assert path.read_bytes() == before
+    write_image(_volume(seed=2), path, overwrite=True)
+    _assert_same(_volume(seed=2), read_image(path))
+
+
+def test_write_creates_parents_and_leaves_no_temporary_files(tmp_path):
+    path = tmp_path / "a" / "b" / "vol.nrrd"
+    write_image(_volume(), path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["vol.nrrd"]
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        Path(args[1]).write_bytes(b"half a file")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sitk, "WriteImage", broken)
+    with pytest.raises(InputError, match="disk full") as e:
+        write_image(_volume(), tmp_path / "vol.nii.gz")
+    assert "vol.nii.gz" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["vol.mhd", "vol.png", "vol"])
+def test_write_refuses_formats_it_cannot_write_atomically(tmp_path, name):
+    with pytest.raises(InputError, match="cannot write this format") as e:
+        write_image(_volume(), tmp_path / name)
+    assert name in str(e.value)
+
+
+def test_2d_image_is_promoted_to_one_slice_volume(tmp_path):
+    plane = sitk.GetImageFromArray(np.arange(30, dtype=np.int16).reshape(5, 6))
+    plane.SetSpacing((0.7, 0.9))
+    plane.SetOrigin((3.0, -4.0))
+    sitk.WriteImage(plane, str(tmp_path / "slice.nrrd"))
+    volume = read_image(tmp_path / "slice.nrrd")
+    assert volume.GetDimension() == 3 and volume.GetSize() == (6, 5, 1)
+    assert volume.GetSpacing()[:2] == pytest.approx((0.7, 0.9))
+    assert volume.GetOrigin()[:2] == pytest.approx((3.0, -4.0))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(volume)[0], sitk.GetArrayFromImage(plane))
+
+
+def test_4d_image_is_refused_naming_the_file(tmp_path):
+    sitk.WriteImage(sitk.Image([6, 5, 4, 3], sitk.sitkInt16), str(tmp_path / "cine.nii.gz"))
+    with pytest.raises(InputError, match="4D image") as e:
+        read_image(tmp_path / "cine.nii.gz")
+    assert "cine.nii.gz" in str(e.value) and "3D short-axis stack" in str(e.value)
+
+
+def test_4d_image_with_one_time_point_is_read_as_3d(tmp_path):
+    sitk.WriteImage(sitk.Image([6, 5, 4, 1], sitk.sitkInt16), str(tmp_path / "one.mha"))
+    assert read_image(tmp_path / "one.mha").GetSize() == (6, 5, 4)
+
+
+def test_vector_image_is_refused(tmp_path):
+    rgb = sitk.GetImageFromArray(np.zeros((3, 4, 5, 3), np.uint8), isVector=True)
+    sitk.WriteImage(rgb, str(tmp_path / "rgb.nrrd"))
+    with pytest.raises(InputError, match="3 components") as e:
+        read_image(tmp_path / "rgb.nrrd")
+    assert "rgb.nrrd" in str(e.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="not found") as e:
+        read_image(tmp_path / "nope.nii.gz")
+    assert "nope.nii.gz" in str(e.value)
+
+
+def test_garbage_and_unknown_formats(tmp_path):
+    (tmp_path / "junk.nii.gz").write_bytes(b"not an image at all" * 20)
+    with pytest.raises(InputError, match="cannot read") as e:
+        read_image(tmp_path / "junk.nii.gz")
+    assert "junk.nii.gz" in str(e.value)
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match="unknown image format") as e:
+        read_image(tmp_path / "notes.txt")
+    assert "notes.txt" in str(e.value)
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii", ".nrrd", ".mha"])
+def test_truncated_file_is_refused(tmp_path, ext):
+    # ITK's NIfTI reader silently returns garbage for truncated files; we check the byte count ourselves.
+    full = tmp_path / f"full{ext}"
+    write_image(_volume(shape=(6, 40, 50)), full)
+    data = full.read_bytes()
+    cut = tmp_path / f"cut{ext}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError) as e:
+        read_image(cut)
+    assert f"cut{ext}" in str(e.value)
+
+
+def _write_dicom_series(folder: Path, image: sitk.Image, series_uid: str):
+    """Write ``image`` as a DICOM series with SimpleITK (one file per slice, geometry in the tags)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    direction = image.GetDirection()
+    orientation = "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7]))
+    for k in range(image.GetDepth()):
+        plane = image[:, :, k]
+        tags = {
+            "0008|0060": "MR",
+            "0020|000d": series_uid.rsplit(".", 1)[0],
+            "0020|000e": series_uid,
+            "0020|0013": str(k + 1),
+            "0020|0037": orientation,
+            "0020|0032": "\\".join(f"{v:.6f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
+            "0018|0050": f"{image.GetSpacing()[2]:.6f}",
+            "0008|0018": f"{series_uid}.{k + 1}",
+        }
+        for tag, value in tags.items():
+            plane.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"IM{series_uid[-3:].replace('.', '')}{k:04d}.dcm"))
+        writer.Execute(plane)
+
+
+def test_dicom_series_round_trip(tmp_path):
+    image = _volume(shape=(5, 12, 10))
+    _write_dicom_series(tmp_path / "lge", image, "1.2.826.0.1.3680043.2.1125.1.1")
+    back = read_image(tmp_path / "lge")
+    _assert_same(image, back)
+    # One file of the series reads the whole series.
+    _assert_same(image, read_image(sorted((tmp_path / "lge").iterdir())[2]))
+
+
+def test_folder_with_two_dicom_series_lists_their_uids(tmp_path):
+    _write_dicom_series(tmp_path / "study", _volume(seed=1), "1.2.826.0.1.3680043.2.1125.1.1")
+    _write_dicom_series(tmp_path / "study", _volume(seed=2), "1.2.826.0.1.3680043.2.1125.2.2")
+    with pytest.raises(InputError, match="2 DICOM series") as e:
+        read_image(tmp_path / "study")
+    message = str(e.value)
+    assert "study" in message
+    assert "1.2.826.0.1.3680043.2.1125.1.1" in message and "1.2.826.0.1.3680043.2.1125.2.2" in message
+
+
+def test_folder_without_dicom(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no DICOM series") as e:
+        read_image(tmp_path / "empty")
+    assert "empty" in str(e.value)
