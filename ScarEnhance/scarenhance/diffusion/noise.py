@@ -1,0 +1,27 @@
+"""Localized forward noise and the ROI-normalised loss (paper eqs. 3 and 5).
+
+Noise lives only inside the heart ROI m:  y_t = √ᾱ_t · y_0 + √(1 − ᾱ_t) · m · ε.
+Outside the ROI y_t = √ᾱ_t · y_0 exactly: scaled, but carrying no noise.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .schedule import Schedule
+
+
+def add_localized_noise(y0: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """y_t for clean images y0 (B, C, H, W) in [-1, 1], ROI mask (B, 1, H, W) in {0, 1}, noise ε like y0,
+    timestep indices t (B,) in 0 … T−1. Uses MONAI's DDPMScheduler.add_noise with the masked noise m·ε."""
+    return schedule.scheduler.add_noise(original_samples=y0, noise=noise * mask, timesteps=t)
+
+
+def masked_mse(eps_hat: torch.Tensor, eps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of Σ((ε̂ − ε)·m)² / Σm per sample: the squared error averaged over ROI pixels,
+    so a small heart weighs as much as a large one. Pixels outside the ROI contribute nothing.
+    Shapes (B, C, H, W), mask (B, 1, H, W); a sample with an empty mask contributes 0."""
+    sq = ((eps_hat.float() - eps.float()) * mask) ** 2
+    dims = tuple(range(1, sq.ndim))
+    area = (mask.expand_as(sq)).sum(dim=dims).clamp_min(1.0)
+    return (sq.sum(dim=dims) / area).mean()
