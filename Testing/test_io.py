@@ -1,6 +1,5 @@
 """scarenhance.io: formats, the 2D/4D policy, DICOM series, atomic writes, and errors that name the file."""
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -291,7 +291,7 @@ def write_dataset_targets(data_dir: "str | Path", out_dir: "str | Path", config:
     for each slice (slices in ``geometry.volume_to_slices`` order: along the axis of largest spacing).
     Existing outputs are kept (InputError naming them) unless ``overwrite``. Returns the report.
     """
-    from .datasets import iter_cases, list_cases, load_case
+    from .datasets import list_cases, load_case
     from .geometry import labels_to_slices, slices_to_volume, volume_to_slices
     from .io import write_image
     from .progress import no_progress
