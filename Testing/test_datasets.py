@@ -295,3 +295,18 @@ def test_map_labels_keeps_shape_and_accepts_any_dtype():
     out = map_labels(values.astype(np.float32), {0: 0, 1: 1, 2: 2, 4: 3})
     np.testing.assert_array_equal(out, [[0, 3], [2, 1]])
     assert out.dtype == np.uint8
+
+
+def test_phantom_cases_load_through_the_emidec_reader(tmp_path):
+    from scarenhance.phantom import canonical_labels, case_seed, generate_case, write_cases
+
+    overrides = dict(n_slices=3, size=(96, 80), spacing=1.8, scar_pattern="transmural", oblique=True)
+    write_cases(tmp_path, n=2, seed=4, **overrides)
+    assert detect_layout(tmp_path) == "emidec"
+    assert list_cases(tmp_path) == ["Case_001", "Case_002"]
+    case = load_case(tmp_path, "Case_002")
+    original = generate_case(case_seed(4, 2), **overrides)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(case.image), sitk.GetArrayFromImage(original.image))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(case.labels), canonical_labels(original))
+    assert np.any(sitk.GetArrayFromImage(case.labels) == L.SCAR)
+    np.testing.assert_allclose(case.image.GetDirection(), original.image.GetDirection(), atol=1e-6)

@@ -325,3 +325,28 @@ def test_targets_command_refuses_to_overwrite_and_reads_a_config(tmp_path, capsy
     report = json.loads((out / "targets.json").read_text())
     assert {s["scar_gamma"] for s in report["cases"][0]["slices"]} == {2.2}
     assert (out / "Case_A.nii.gz").read_bytes() != before
+
+
+def test_warns_when_the_dataset_mean_is_above_the_blood_thresholds():
+    from scarenhance.targets import config_warnings
+
+    assert config_warnings(GammaConfig(), 56.47) == []
+    (warning,) = config_warnings(GammaConfig(), 120.0)
+    assert "[86.03, 115.59]" in warning and "gamma 0.7" in warning
+
+
+def test_targets_on_phantom_cases(tmp_path):
+    """The real pipeline: phantom LGE (int16, oblique, anisotropic) → EMIDEC files → targets in the input grid."""
+    from scarenhance.phantom import write_cases
+    from scarenhance.targets import write_dataset_targets
+
+    write_cases(tmp_path / "data", n=2, seed=11, n_slices=3, size=(96, 88), spacing=1.6, scar_pattern="transmural")
+    report = write_dataset_targets(tmp_path / "data", tmp_path / "out")
+    assert report["dataset_blood_mean"] == pytest.approx(dataset_blood_mean(iter_cases(tmp_path / "data")))
+    for case in iter_cases(tmp_path / "data"):
+        target = sitk.ReadImage(str(tmp_path / "out" / f"{case.name}.nii.gz"))
+        t, x, lab = (sitk.GetArrayFromImage(v) for v in (target, case.image, case.labels))
+        assert t.shape == x.shape and target.GetDirection() == pytest.approx(case.image.GetDirection())
+        np.testing.assert_allclose(t[lab == L.MYOCARDIUM], x[lab == L.MYOCARDIUM], atol=1e-2)
+        scar = lab == L.SCAR
+        assert scar.any() and t[scar].mean() > x[scar].mean()

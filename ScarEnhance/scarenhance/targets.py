@@ -317,6 +317,7 @@ def write_dataset_targets(data_dir: "str | Path", out_dir: "str | Path", config:
         "data": str(data_dir),
         "dataset_blood_mean": blood_mean,
         "config": config.to_dict(),
+        "warnings": config_warnings(config, blood_mean),
         "cases": [],
     }
     for case in cases(0.3, 1.0):
@@ -333,6 +334,19 @@ def write_dataset_targets(data_dir: "str | Path", out_dir: "str | Path", config:
     _write_json_atomic(report, report_path)
     progress(1.0, f"{len(names)} target volumes in {out_dir}")
     return report
+
+
+def config_warnings(config: GammaConfig, blood_mean: float) -> list[str]:
+    """Rules that cannot act as intended with this dataset's blood mean (the thresholds are absolute)."""
+    skipped = [t for t, g in zip(config.blood_thresholds, config.blood_gammas) if t <= blood_mean]
+    if not skipped:
+        return []
+    first = config.blood_gammas[len(skipped)]
+    return [
+        f"the dataset blood mean {blood_mean:.2f} is above the blood thresholds {skipped}: every blood pool "
+        f"above the mean gets gamma {first:g} or stronger, never {', '.join(f'{g:g}' for g in config.blood_gammas[:len(skipped)])}. "
+        "The authors' thresholds fit their data (mean 56.47); consider blood_thresholds for yours."
+    ]
 
 
 def _rounded(values: dict) -> dict:

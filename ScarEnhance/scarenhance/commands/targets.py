@@ -25,5 +25,7 @@ def run(args) -> int:
     print(f"dataset blood mean (0-255 per-slice scale): {report['dataset_blood_mean']:.2f}")
     print(f"{len(report['cases'])} cases, {len(slices)} slices: {len(with_scar)} with scar brightened, "
           f"{len(darkened)} with blood darkened, {len(guarded)} scar gammas raised by the scar/blood guard")
+    for warning in report["warnings"]:
+        print(f"warning: {warning}")
     print(f"targets and {TARGETS_JSON} in {args.out}")
     return 0
