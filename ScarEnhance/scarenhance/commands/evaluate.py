@@ -16,7 +16,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..evaluation.report import DEFAULT_SWEEP
+    from ..evaluation.paper import LAMBDA_SWEEP as DEFAULT_SWEEP
 
     p.add_argument("--data", required=True, help="labelled data set (EMIDEC, MyoPS or images/ + labels/ layout)")
     p.add_argument("--report", required=True, metavar="DIR", help="report folder to write (report.json, report.md, figures/)")

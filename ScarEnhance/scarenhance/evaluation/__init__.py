@@ -4,8 +4,7 @@
     stats.py    mean ± SD, Wilcoxon signed-rank            paper.py   the published numbers
     report.py   run the models on a data set, report.json  models.py  model folders → segment / enhance
     tables.py   report.md                                  figures.py PNG figures
+
+Entry point: `report.evaluate_dataset(data_dir, models.ModelPair(...), report_dir, report.EvalSettings())`.
+Nothing is imported here, so `scarenhance --help` stays fast.
 """
-
-from .report import EvalSettings, evaluate_dataset
-
-__all__ = ["EvalSettings", "evaluate_dataset"]

@@ -22,3 +22,4 @@ TABLE2 = {
 HEART_DICE = (0.922, 0.085)  # Supp. Mat. Table 1
 LAMBDA_DEFAULT = 250  # §3.4: CNR rises up to λ ≈ 200, then plateaus
 K_DEFAULT = 5
+LAMBDA_SWEEP = (1, 25, 50, 100, 150, 200, 250, 300, 400, 600, 800)  # Fig. 2 spans λ = 1 … 800

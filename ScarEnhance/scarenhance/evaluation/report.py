@@ -36,9 +36,9 @@ from ..errors import InputError
 from ..labels import BLOOD, MYOCARDIUM, SCAR, heart_mask
 from ..progress import ProgressFn, check_cancel, no_progress
 from . import metrics as M
+from .paper import LAMBDA_SWEEP as DEFAULT_SWEEP
 from .stats import summarize, wilcoxon
 
-DEFAULT_SWEEP = (1, 25, 50, 100, 150, 200, 250, 300, 400, 600, 800)  # Fig. 2 spans λ = 1 … 800
 VARIANTS = ("original", "target", "output", "single_sample", "whole_image")
 IMAGE_METRICS = ("ssim_pct", "psnr_db", "lpips", "cnr_scar_myo", "cnr_scar_blood")
 MIN_SCAR_PIXELS = 5  # slices with fewer labelled scar pixels count as scar-free (a CNR of 3 pixels is noise)
