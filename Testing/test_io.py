@@ -192,3 +192,15 @@ def test_folder_without_dicom(tmp_path):
     with pytest.raises(InputError, match="no DICOM series") as e:
         read_image(tmp_path / "empty")
     assert "empty" in str(e.value)
+
+
+def test_multi_member_gzip_nifti_is_read(tmp_path):
+    """Concatenated gzip members are valid .nii.gz; the trailer-size shortcut must not reject them."""
+    import gzip
+
+    image = _volume(shape=(6, 40, 50))
+    write_image(image, tmp_path / "plain.nii")
+    raw = (tmp_path / "plain.nii").read_bytes()
+    half = len(raw) // 2
+    (tmp_path / "multi.nii.gz").write_bytes(gzip.compress(raw[:half]) + gzip.compress(raw[half:]))
+    _assert_same(image, read_image(tmp_path / "multi.nii.gz"))

@@ -126,39 +126,61 @@ def _check_nifti_complete(path: Path) -> None:
     """ITK's NIfTI reader fills a truncated file with garbage without a word; check the byte count.
 
     Reads the header's dim, bitpix and vox_offset (NIfTI-1 or -2, either byte order) and compares
-    vox_offset + voxels x bytes with the file's (decompressed) length.
+    vox_offset + voxels x bytes with the file's length. For .nii.gz the gzip trailer's size field
+    answers at once; only when it disagrees (multi-member or damaged files) is the stream decompressed.
     """
-    opener = gzip.open if image_extension(path) == ".nii.gz" else open
+    compressed = image_extension(path) == ".nii.gz"
     try:
-        with opener(path, "rb") as f:
+        with (gzip.open if compressed else open)(path, "rb") as f:
             header = f.read(540)
-            if len(header) < 348:
-                raise InputError(f"truncated NIfTI file: header is {len(header)} bytes", path)
-            length = len(header)
-            while chunk := f.read(1 << 22):
-                length += len(chunk)
-    except (EOFError, OSError, gzip.BadGzipFile) as e:
+    except (EOFError, OSError) as e:
         raise InputError(f"corrupt or truncated NIfTI file: {e}", path) from e
+    expected = _nifti_byte_count(header)
+    if expected is None:
+        return  # not a header we understand; ITK read it, so trust ITK
+    if not compressed:
+        length = path.stat().st_size
+    else:
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            if struct.unpack("<I", f.read(4))[0] == expected % (1 << 32):
+                return
+        length = _gzip_length(path)
+    if length < expected:
+        raise InputError(f"truncated NIfTI file: {length} bytes where its header promises {expected}", path)
+
+
+def _nifti_byte_count(header: bytes) -> "int | None":
+    """vox_offset + image bytes from a NIfTI-1/-2 header, None when it is not one."""
     for endian in "<>":
-        sizeof_hdr = struct.unpack_from(endian + "i", header, 0)[0]
-        if sizeof_hdr == 348:
+        if len(header) >= 348 and struct.unpack_from(endian + "i", header, 0)[0] == 348:
             dim = struct.unpack_from(endian + "8h", header, 40)
             bitpix = struct.unpack_from(endian + "h", header, 72)[0]
-            offset = int(struct.unpack_from(endian + "f", header, 108)[0])
+            offset = max(int(struct.unpack_from(endian + "f", header, 108)[0]), 352)
             break
-        if sizeof_hdr == 540 and len(header) >= 540:
+        if len(header) >= 540 and struct.unpack_from(endian + "i", header, 0)[0] == 540:
             dim = struct.unpack_from(endian + "8q", header, 16)
             bitpix = struct.unpack_from(endian + "h", header, 14)[0]
-            offset = struct.unpack_from(endian + "q", header, 168)[0]
+            offset = max(struct.unpack_from(endian + "q", header, 168)[0], 544)
             break
     else:
-        return  # not a header we understand; ITK read it, so trust ITK
+        return None
     voxels = 1
     for n in dim[1 : 1 + max(0, min(int(dim[0]), 7))]:
         voxels *= max(int(n), 1)
-    expected = max(offset, 352 if sizeof_hdr == 348 else 544) + voxels * bitpix // 8
-    if length < expected:
-        raise InputError(f"truncated NIfTI file: {length} bytes where its header promises {expected}", path)
+    return offset + voxels * bitpix // 8
+
+
+def _gzip_length(path: Path) -> int:
+    """Decompressed length of a gzip file; InputError when the stream is cut short or damaged."""
+    length = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                length += len(chunk)
+    except (EOFError, OSError) as e:
+        raise InputError(f"corrupt or truncated NIfTI file: {e}", path) from e
+    return length
 
 
 def _read_dicom_folder(folder: Path) -> sitk.Image:
