@@ -310,3 +310,29 @@ def test_phantom_cases_load_through_the_emidec_reader(tmp_path):
     np.testing.assert_array_equal(sitk.GetArrayFromImage(case.labels), canonical_labels(original))
     assert np.any(sitk.GetArrayFromImage(case.labels) == L.SCAR)
     np.testing.assert_allclose(case.image.GetDirection(), original.image.GetDirection(), atol=1e-6)
+
+
+def test_generic_image_may_be_a_dicom_series_folder(tmp_path):
+    from test_io import _write_dicom_series
+
+    image = _image()
+    _write_dicom_series(tmp_path / "images" / "lge01", image, "1.2.826.0.1.3680043.2.1125.9.1")
+    _write(_labels_like(image, _label_array([0, 1, 2]).astype(np.uint8)), tmp_path / "labels" / "lge01.nrrd")
+    (tmp_path / "labels.json").write_text('{"blood": [1], "myocardium": [2]}')
+    assert list_cases(tmp_path) == ["lge01"]
+    case = load_case(tmp_path, "lge01")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(case.image), sitk.GetArrayFromImage(image))
+    assert case.image_path == tmp_path / "images" / "lge01"
+
+
+def test_emidec_image_with_another_name_is_found_and_its_contour_expected_beside(tmp_path):
+    image = _image()
+    _write(image, tmp_path / "P7" / "Images" / "scan.nii")
+    with pytest.raises(InputError, match="label file missing") as e:
+        load_case(tmp_path, "P7")
+    assert "Contours/scan.nii" in str(e.value)
+    _write(_labels_like(image, _label_array([0, 1, 2])), tmp_path / "P7" / "Contours" / "scan.nii.gz")
+    assert load_case(tmp_path, "P7").image_path.name == "scan.nii"
+    _write(image, tmp_path / "P7" / "Images" / "other.nii")
+    with pytest.raises(InputError, match="expected the image P7.nii.gz; found other.nii, scan.nii") as e:
+        load_case(tmp_path, "P7")
