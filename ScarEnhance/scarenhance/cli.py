@@ -29,9 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scarenhance {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
+        try:
+            command = importlib.import_module(f"scarenhance.commands.{module}")
+        except ModuleNotFoundError as e:  # a command whose optional dependency is absent stays usable for the rest
+            if e.name != f"scarenhance.commands.{module}":
+                raise
+            continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        importlib.import_module(f"scarenhance.commands.{module}").add_arguments(p)
+        command.add_arguments(p)
     return parser
 
 
