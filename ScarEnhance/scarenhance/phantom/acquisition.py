@@ -1,0 +1,138 @@
+"""How the scanner turns tissue into an LGE image: inversion time, coil sensitivity, resolution, noise.
+
+The chain per case: tissue signals at the chosen TI → through-plane averaging (done by the caller over
+sub-planes) → smooth tissue texture → coil bias field → in-plane point-spread blur → complex Gaussian
+noise and magnitude (Rician) → scanner scale → int16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .tissues import BLOOD, MYOCARDIUM, SCAR, TissueProperties, inversion_recovery, null_time
+
+# relative amplitude of smooth intensity texture per tissue code (air, lung, fat, muscle, liver,
+# marrow, blood, myocardium, scar, no_reflow): blood pools show slow-flow inhomogeneity, lungs are patchy
+TEXTURE = np.array([0.0, 0.35, 0.06, 0.07, 0.05, 0.10, 0.05, 0.06, 0.10, 0.06], dtype=np.float32)
+
+
+@dataclass
+class Acquisition:
+    """Sequence and scanner settings of one case."""
+
+    tr: float  # time between inversions, ms (two RR intervals)
+    ti: float  # inversion time, ms
+    ti_null: float  # TI that would null remote myocardium, ms
+    ti_quality: str  # "good": near the myocardial null; "poor": mistimed, low scar/myocardium contrast
+    psf_mm: float  # in-plane blur (Gaussian σ, mm): acquired resolution coarser than the pixel grid
+    snr: float  # blood signal / noise σ
+    scale: float  # scanner units of the blood signal
+    bias_strength: float  # peak-to-peak log-amplitude of the coil field
+    bias_direction: float  # where the coil sits (image-plane angle, radians)
+    texture_seed: int
+
+    def as_dict(self) -> dict:
+        return {"tr_ms": round(self.tr, 1), "ti_ms": round(self.ti, 1), "ti_null_ms": round(self.ti_null, 1),
+                "ti_quality": self.ti_quality, "psf_mm": round(self.psf_mm, 3), "snr_blood": round(self.snr, 1),
+                "scale": round(self.scale, 1), "bias_strength": round(self.bias_strength, 3)}
+
+
+TI_QUALITIES = ("good", "poor")
+
+
+def sample_acquisition(rng: np.random.Generator, tissues: TissueProperties, ti_quality: "str | None" = None) -> Acquisition:
+    """Draw TR, TI and scanner settings. About a quarter of cases get a mistimed TI.
+
+    The TI is solved for a drawn contrast rather than drawn itself, because contrast is steep in TI
+    near the null:
+    - good: remote myocardium at 18–42 % of the blood signal, mostly with TI a little long (the usual
+      advice: a short TI leaves myocardium inverted), sometimes a little short;
+    - poor, too long: myocardium at 60–90 % of blood, everything recovered, contrast washed out;
+    - poor, too short: between the scar's null and the myocardium's, scar within 0.7–1.3× the
+      (inverted, magnitude-bright) myocardium: scar nearly invisible.
+    """
+    rr = rng.uniform(700.0, 1150.0)
+    tr = 2.0 * rr
+    ti_null = null_time(float(tissues.t1[MYOCARDIUM]), tr)
+    poor_draw = rng.random() < 0.25
+    if ti_quality is None:
+        ti_quality = "poor" if poor_draw else "good"
+    if ti_quality not in TI_QUALITIES:
+        raise ValueError(f"unknown ti_quality {ti_quality!r}; choose one of {', '.join(TI_QUALITIES)}")
+    branch, target = rng.random(), rng.uniform(0.0, 1.0)
+
+    grid = np.linspace(0.3 * ti_null, 2.5 * ti_null, 4000)
+    sig = inversion_recovery(tissues.pd[:, None], tissues.t1[:, None], grid[None, :], tr)  # (tissues, TIs)
+    myo_blood = sig[MYOCARDIUM] / np.maximum(sig[BLOOD], 1e-9)
+    long = grid > ti_null
+    if ti_quality == "good":
+        side = long if branch < 0.7 else ~long
+        ratio = 0.18 + 0.24 * target
+        ti = _closest(grid, myo_blood, ratio, side)
+    elif branch < 0.5:  # too long
+        ti = _closest(grid, myo_blood, 0.60 + 0.30 * target, long)
+    else:  # too short, between the scar's null and the myocardium's
+        scar_myo = sig[SCAR] / np.maximum(sig[MYOCARDIUM], 1e-9)
+        between = (grid < ti_null) & (grid > null_time(float(tissues.t1[SCAR]), tr))
+        ti = _closest(grid, scar_myo, 0.7 + 0.6 * target, between)
+    return Acquisition(
+        tr=tr, ti=ti, ti_null=ti_null, ti_quality=ti_quality,
+        psf_mm=rng.uniform(0.5, 1.0), snr=rng.uniform(12.0, 40.0), scale=rng.uniform(150.0, 900.0),
+        bias_strength=rng.uniform(0.2, 0.8), bias_direction=rng.uniform(-np.pi, np.pi),
+        texture_seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+def _closest(grid: np.ndarray, values: np.ndarray, target: float, where: np.ndarray) -> float:
+    """The grid TI (ms) among `where` whose value is closest to target."""
+    cost = np.where(where, np.abs(values - target), np.inf)
+    return float(grid[int(np.argmin(cost))])
+
+
+def tissue_signals(tissues: TissueProperties, acq: Acquisition) -> np.ndarray:
+    """Signal of each tissue code (shape (10,), float32), in units of the blood signal."""
+    s = inversion_recovery(tissues.pd, tissues.t1, acq.ti, acq.tr)
+    return (s / s[BLOOD]).astype(np.float32)
+
+
+def texture_field(shape: tuple[int, int, int], spacing_mm: float, seed: int) -> np.ndarray:
+    """Smooth zero-mean random field (Z, H, W) float32 with unit-ish std and ~8 mm correlation length."""
+    rng = np.random.default_rng(seed)
+    z, h, w = shape
+    step = max(1, int(round(8.0 / spacing_mm)))
+    coarse = rng.standard_normal((z, h // step + 2, w // step + 2)).astype(np.float32)
+    fine = ndimage.zoom(coarse, (1, (h + 2 * step) / coarse.shape[1], (w + 2 * step) / coarse.shape[2]), order=1)
+    return fine[:, step:step + h, step:step + w]
+
+
+def bias_field(shape: tuple[int, int], spacing_mm: float, acq: Acquisition) -> np.ndarray:
+    """Multiplicative receive-coil sensitivity (H, W) float32, mean ≈ 1: brighter on the coil's side,
+    falling off smoothly across the chest."""
+    h, w = shape
+    y = (np.arange(h, dtype=np.float32) - (h - 1) / 2) * spacing_mm / 200.0
+    x = (np.arange(w, dtype=np.float32) - (w - 1) / 2) * spacing_mm / 200.0
+    along = np.cos(acq.bias_direction) * x[None, :] + np.sin(acq.bias_direction) * y[:, None]
+    across = -np.sin(acq.bias_direction) * x[None, :] + np.cos(acq.bias_direction) * y[:, None]
+    log_field = acq.bias_strength * (0.5 * along - 0.25 * across * across)
+    field = np.exp(log_field)
+    return (field / field.mean()).astype(np.float32)
+
+
+def acquire(signal: np.ndarray, spacing_mm: float, acq: Acquisition, rng: np.random.Generator) -> np.ndarray:
+    """Apply coil field, in-plane blur, Rician noise and scale to a noiseless signal volume.
+
+    signal: (Z, H, W) float32 in units of the blood signal. Returns (Z, H, W) int16 scanner values.
+    """
+    field = bias_field(signal.shape[1:], spacing_mm, acq)
+    img = signal * field[None]
+    sigma_px = acq.psf_mm / spacing_mm
+    img = ndimage.gaussian_filter(img, sigma=(0.0, sigma_px, sigma_px), truncate=3.0)
+    noise = 1.0 / acq.snr
+    real = img + noise * rng.standard_normal(img.shape, dtype=np.float32)
+    imag = noise * rng.standard_normal(img.shape, dtype=np.float32)
+    magnitude = np.sqrt(real * real + imag * imag)
+    return np.clip(np.rint(magnitude * acq.scale), 0, 32767).astype(np.int16)
+

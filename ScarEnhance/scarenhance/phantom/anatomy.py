@@ -1,0 +1,289 @@
+"""Short-axis chest anatomy around the left ventricle, drawn slice by slice as a tissue map.
+
+Everything is in millimetres in an anatomical frame centred on the LV long axis:
+X points to the LV lateral wall (away from the RV), Y anteriorly, z runs from the base (z = 0)
+towards the apex. Angles ψ are measured from the septum (the RV direction) and grow towards the
+inferior wall: anterior RV insertion ≈ −60°, anterior wall ≈ −90°, lateral wall ±180°, inferior ≈ +110°.
+
+The LV is a truncated ellipsoid: cavity radius R(z) = R0·√(1 − (z/L)²), epicardium likewise over
+L + apical wall, so slices shrink from base to apex and the last ones hold a cap of myocardium only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .tissues import AIR, BLOOD, FAT, LIVER, LUNG, MARROW, MUSCLE, MYOCARDIUM
+
+# LV labels of the centre plane of a slice (before scar is added)
+OUTSIDE, CAVITY, WALL = 0, 1, 2
+
+
+@dataclass
+class Anatomy:
+    """One patient's heart and chest, in mm (see module docstring for the frame)."""
+
+    cavity_radius: float  # R0: end-diastolic cavity radius at the base
+    cavity_ellipticity: float  # cavity radii R0·(1 ± e)
+    cavity_axis: float  # orientation of the long cavity radius, radians
+    wall: float  # typical LV wall thickness
+    wall_harmonics: tuple  # (amp1, phase1, amp2, phase2): smooth variation of thickness with ψ
+    hcm_septum: float  # extra septal thickness of hypertrophic cardiomyopathy (0 when none)
+    hcm_centre: float  # ψ of the thickest septal segment
+    hcm_width: float  # angular half-width of the hypertrophy, radians
+    length: float  # L: base-to-apex length of the cavity
+    apex_wall: float  # myocardium beyond the cavity apex
+    rv_angle: float  # direction of the RV from the LV centre (anatomical θ, radians)
+    rv_depth: float  # RV semi-axis along rv_angle
+    rv_width: float  # RV semi-axis across
+    rv_wall: float
+    rv_length: float
+    epi_fat: float  # epicardial fat everywhere
+    groove_fat: float  # extra fat in the interventricular grooves
+    papillary: tuple  # ((ψ, radius mm), (ψ, radius mm))
+    body_centre: tuple  # (X, Y) of the chest ellipse
+    body_axes: tuple  # (semi-axis X, semi-axis Y)
+    body_angle: float
+    subcutaneous_fat: float
+    chest_muscle: float
+    spine_centre: tuple
+    spine_radius: float
+    aorta_offset: tuple  # aorta centre relative to the spine centre
+    aorta_radius: float
+    liver_top: tuple  # (Y of the dome at the base, rise in mm per mm of z)
+    liver_x: float  # X of the dome's top
+    liver_curvature: float
+    lung_vessels: np.ndarray = field(repr=False)  # (n, 5): X, Y at z=0, dX/dz, dY/dz, radius
+
+    # ----- LV surfaces -----------------------------------------------------------------------------
+    def wall_thickness(self, psi: np.ndarray, z: float) -> np.ndarray:
+        a1, p1, a2, p2 = self.wall_harmonics
+        t = self.wall * (1.0 + a1 * np.cos(psi - p1) + a2 * np.cos(2.0 * psi - p2))
+        if self.hcm_septum > 0:
+            d = _wrap(psi - self.hcm_centre) / self.hcm_width
+            # hypertrophy is worst at the base-mid septum and fades towards the apex
+            t = t + self.hcm_septum * np.exp(-d * d) * (1.0 - 0.6 * min(max(z / self.length, 0.0), 1.0))
+        return t
+
+    def _base_endo(self, psi: np.ndarray) -> np.ndarray:
+        a = self.cavity_radius * (1.0 + self.cavity_ellipticity)
+        b = self.cavity_radius * (1.0 - self.cavity_ellipticity)
+        c, s = np.cos(psi - self.cavity_axis), np.sin(psi - self.cavity_axis)
+        return a * b / np.sqrt((b * c) ** 2 + (a * s) ** 2)
+
+    def endo_radius(self, psi: np.ndarray, z: float) -> np.ndarray:
+        """Cavity radius (mm) at angles ψ in the plane z; 0 beyond the cavity apex."""
+        return self._base_endo(psi) * _ellipsoid(z, self.length)
+
+    def epi_radius(self, psi: np.ndarray, z: float) -> np.ndarray:
+        """Epicardial radius (mm) at angles ψ in the plane z; 0 beyond the apex."""
+        return (self._base_endo(psi) + self.wall_thickness(psi, z)) * _ellipsoid(z, self.length + self.apex_wall)
+
+    def heart_extent(self) -> float:
+        """Radius (mm) of a circle around the LV centre that holds the LV, RV and epicardial fat."""
+        lv = self.cavity_radius * (1 + self.cavity_ellipticity) + self.wall + self.hcm_septum
+        rv = lv + self.rv_depth + self.rv_wall
+        return max(lv, rv, np.hypot(0.5 * lv, self.rv_width + self.rv_wall)) + self.epi_fat + self.groove_fat + 2.0
+
+    def rv_insertions(self, z: float) -> tuple[float, float]:
+        """ψ (radians) of the anterior and inferior RV insertion points in plane z (where the RV wall
+        leaves the LV epicardium); (−1.0, 1.0) when the RV does not reach this plane."""
+        psi = np.linspace(0.0, np.pi, 361)
+        out = []
+        for sign in (-1.0, 1.0):
+            p = sign * psi
+            r = self.epi_radius(p, z)
+            x, y = r * np.cos(p), r * np.sin(p)  # septum-aligned frame: RV centre on +x
+            inside = self._rv_rho(x, y, z, self.rv_wall) <= 1.0
+            k = int(np.argmin(inside)) if not inside.all() else len(p) - 1
+            out.append(float(p[k]) if inside[0] else sign * 1.0)
+        return out[0], out[1]
+
+    # ----- RV ----------------------------------------------------------------------------------------
+    def _rv_scale(self, z: float) -> float:
+        return float(_ellipsoid(z, self.rv_length))
+
+    def _rv_rho(self, u: np.ndarray, v: np.ndarray, z: float, grow: float = 0.0) -> np.ndarray:
+        """Normalised elliptic radius of the RV (grown by `grow` mm) at septum-frame points (u, v):
+        u along the RV direction, v across; < 1 inside. The ellipse is centred halfway out the
+        septum, so once the LV is painted over it the RV is a crescent wrapping the septum, its free
+        wall rv_depth beyond the septum and its insertion points ~50–70° either side."""
+        s = self._rv_scale(z)
+        if s <= 0:
+            return np.full(np.shape(u), np.inf)
+        septum = float(self._base_endo(np.array(0.0)) + self.wall_thickness(np.array(0.0), z))
+        septum *= _ellipsoid(z, self.length + self.apex_wall)
+        centre = 0.5 * septum
+        a = 0.5 * septum + self.rv_depth * s + grow
+        b = self.rv_width * max(s, 0.3) + grow
+        return np.sqrt(((u - centre) / a) ** 2 + (v / b) ** 2)
+
+    # ----- rendering ---------------------------------------------------------------------------------
+    def render_chest(self, X: np.ndarray, Y: np.ndarray, z: float) -> np.ndarray:
+        """Tissue map (H, W) uint8 of everything but the heart in plane z at anatomical points (X, Y) mm."""
+        tissue = np.full(X.shape, AIR, dtype=np.uint8)
+        self._paint_chest(tissue, X, Y, z)
+        return tissue
+
+    def render_heart(self, tissue: np.ndarray, X: np.ndarray, Y: np.ndarray, z: float) -> "SliceAnatomy":
+        """Paint LV, RV and epicardial fat of plane z over `tissue` (H, W) (in place) at anatomical
+        points (X, Y) mm, which must cover the circle of heart_extent() around the LV centre."""
+        r = np.hypot(X, Y)
+        theta = np.arctan2(Y, X)
+        psi = _wrap(theta - self.rv_angle)
+        r_endo = self.endo_radius(psi, z)
+        r_epi = self.epi_radius(psi, z)
+
+        # septum-aligned coordinates for the RV
+        u = r * np.cos(psi)
+        v = r * np.sin(psi)
+        rv_blood = self._rv_rho(u, v, z) <= 1.0
+        rv_outer = self._rv_rho(u, v, z, self.rv_wall) <= 1.0
+
+        # epicardial fat: a band around LV and RV, thicker in the interventricular grooves
+        groove = self.groove_fat * (np.exp(-(((np.abs(psi) - 1.05) / 0.35) ** 2)))
+        fat_band = self.epi_fat + groove
+        lv_fat = (r <= r_epi + fat_band) & (r_epi > 0)
+        rv_fat = self._rv_rho(u, v, z, self.rv_wall + 0.6 * self.epi_fat) <= 1.0
+        tissue[lv_fat | rv_fat] = FAT
+
+        epi = r <= r_epi
+        cavity = r < r_endo
+        tissue[rv_outer & ~epi] = MYOCARDIUM  # RV free wall
+        tissue[rv_blood & ~epi] = BLOOD
+        tissue[epi] = MYOCARDIUM
+        tissue[cavity] = BLOOD
+
+        # papillary muscles: myocardial tissue inside the cavity, labelled cavity (as in EMIDEC)
+        s = z / self.length
+        if 0.15 < s < 0.8:
+            for psi_p, rad in self.papillary:
+                rc = 0.62 * float(self.endo_radius(np.array(psi_p), z))
+                px, py = rc * np.cos(psi_p + self.rv_angle), rc * np.sin(psi_p + self.rv_angle)
+                pap = ((X - px) ** 2 + (Y - py) ** 2 <= rad * rad) & cavity
+                tissue[pap] = MYOCARDIUM
+
+        lv = np.zeros(X.shape, dtype=np.uint8)
+        lv[epi] = WALL
+        lv[cavity] = CAVITY
+        depth = np.where(epi & ~cavity, (r - r_endo) / np.maximum(r_epi - r_endo, 1e-3), -1.0).astype(np.float32)
+        return SliceAnatomy(tissue=tissue, lv=lv, psi=psi.astype(np.float32), depth=depth,
+                            radius=r.astype(np.float32), wall_mm=(r_epi - r_endo).astype(np.float32))
+
+    def _paint_chest(self, tissue: np.ndarray, X: np.ndarray, Y: np.ndarray, z: float) -> None:
+        """Body, chest wall, lungs, liver, spine, aorta and lung vessels (heart painted over later)."""
+        cb, sb = np.cos(self.body_angle), np.sin(self.body_angle)
+        bx, by = X - self.body_centre[0], Y - self.body_centre[1]
+        bu, bv = bx * cb + by * sb, -bx * sb + by * cb
+        ax, ay = self.body_axes
+
+        def inside(grow: float) -> np.ndarray:
+            return (bu / (ax + grow)) ** 2 + (bv / (ay + grow)) ** 2 <= 1.0
+
+        tissue[inside(0.0)] = FAT
+        tissue[inside(-self.subcutaneous_fat)] = MUSCLE
+        thorax = inside(-self.subcutaneous_fat - self.chest_muscle)
+        tissue[thorax] = LUNG
+
+        # liver under the diaphragm dome, rising towards the apex; a thin muscular diaphragm above it
+        top = self.liver_top[0] + self.liver_top[1] * z
+        dome = top - self.liver_curvature * (X - self.liver_x) ** 2
+        tissue[thorax & (Y < dome + 4.0)] = MUSCLE
+        tissue[thorax & (Y < dome)] = LIVER
+
+        # spine with paraspinal muscles, descending aorta beside it
+        sx, sy = self.spine_centre
+        para = (np.abs(X - sx) < 2.6 * self.spine_radius) & (Y < sy + 0.6 * self.spine_radius)
+        tissue[para & inside(-self.subcutaneous_fat)] = MUSCLE
+        tissue[(X - sx) ** 2 + (Y - sy) ** 2 <= self.spine_radius ** 2] = MARROW
+        axc, ayc = sx + self.aorta_offset[0], sy + self.aorta_offset[1]
+        tissue[(X - axc) ** 2 + (Y - ayc) ** 2 <= self.aorta_radius ** 2] = BLOOD
+
+        # pulmonary vessels: bright dots where there is lung
+        lung = tissue == LUNG
+        for vx, vy, dx, dy, rad in self.lung_vessels:
+            cx, cy = vx + dx * z, vy + dy * z
+            d2 = (X - cx) ** 2 + (Y - cy) ** 2
+            tissue[(d2 <= rad * rad) & lung] = BLOOD
+
+
+@dataclass
+class SliceAnatomy:
+    """One plane: tissue codes (H, W) uint8; LV labels (H, W) uint8 (0 outside, 1 cavity, 2 wall);
+    ψ (H, W) float32 radians; wall depth (H, W) float32, 0 at the endocardium, 1 at the
+    epicardium, −1 outside the LV wall; radius from the LV centre and local wall thickness, (H, W)
+    float32 mm."""
+
+    tissue: np.ndarray
+    lv: np.ndarray
+    psi: np.ndarray
+    depth: np.ndarray
+    radius: np.ndarray
+    wall_mm: np.ndarray
+
+
+def sample_anatomy(rng: np.random.Generator, hcm: "bool | None" = None) -> Anatomy:
+    """Draw one patient's anatomy. About 15 % of patients have septal hypertrophy (HCM)."""
+    r0 = rng.uniform(20.0, 27.5) if rng.random() > 0.1 else rng.uniform(27.5, 31.0)  # 10 % dilated
+    wall = rng.uniform(6.0, 11.0)
+    if hcm is None:
+        hcm = rng.random() < 0.15
+    septum = rng.uniform(15.0, 25.0)  # drawn always, so other draws do not depend on `hcm`
+    hcm_extra = max(septum - wall, 4.0) if hcm else 0.0
+    length = rng.uniform(65.0, 95.0)
+    rv_angle = np.pi - rng.uniform(-0.15, 0.45)  # RV to the side, a bit anterior
+    rv_depth = rng.uniform(9.0, 16.0)
+    rv_width = rng.uniform(30.0, 38.0)
+    papillary = ((rng.uniform(-2.45, -2.2), rng.uniform(3.0, 5.5)), (rng.uniform(2.35, 2.6), rng.uniform(3.0, 5.5)))
+
+    lv_out = r0 * 1.08 + wall + hcm_extra
+    # chest: the heart lies left-anterior, so the body centre is to the RV side and posterior
+    body_ay = rng.uniform(95.0, 130.0)
+    body_ax = rng.uniform(1.35, 1.75) * body_ay
+    subcut = rng.uniform(5.0, 28.0)
+    muscle = rng.uniform(7.0, 18.0)
+    # place the body so the anterior chest wall clears the heart by a few mm
+    anterior_gap = lv_out + subcut + muscle + rng.uniform(4.0, 25.0)
+    body_cy = anterior_gap - body_ay
+    body_cx = rng.uniform(-75.0, -35.0)
+    spine_r = rng.uniform(14.0, 19.0)
+    spine_cy = body_cy - body_ay + subcut + muscle + spine_r + rng.uniform(6.0, 18.0)
+    spine_cy = min(spine_cy, -(lv_out + spine_r + 18.0))
+    spine_cx = body_cx + rng.uniform(10.0, 35.0)
+    aorta_r = rng.uniform(9.0, 13.0)
+    aorta_off = (rng.uniform(18.0, 32.0), spine_r + aorta_r * rng.uniform(0.2, 0.8))
+
+    liver_top0 = -(lv_out + rng.uniform(15.0, 45.0))
+    liver_rise = rng.uniform(0.1, 0.45)
+    n_vessels = int(rng.integers(8, 22))
+    vessels = np.column_stack([
+        rng.uniform(-170.0, 170.0, n_vessels), rng.uniform(-120.0, 100.0, n_vessels),
+        rng.uniform(-0.4, 0.4, n_vessels), rng.uniform(-0.4, 0.4, n_vessels), rng.uniform(1.5, 4.0, n_vessels),
+    ])
+    return Anatomy(
+        cavity_radius=r0, cavity_ellipticity=rng.uniform(0.0, 0.08), cavity_axis=rng.uniform(-np.pi, np.pi),
+        wall=wall, wall_harmonics=(rng.uniform(0.0, 0.15), rng.uniform(-np.pi, np.pi),
+                                   rng.uniform(0.0, 0.08), rng.uniform(-np.pi, np.pi)),
+        hcm_septum=hcm_extra, hcm_centre=rng.uniform(-0.5, 0.15), hcm_width=rng.uniform(0.6, 1.1),
+        length=length, apex_wall=max(4.0, wall * rng.uniform(0.6, 0.9)),
+        rv_angle=float(rv_angle), rv_depth=rv_depth, rv_width=rv_width, rv_wall=rng.uniform(2.5, 4.5),
+        rv_length=length * rng.uniform(0.7, 0.9), epi_fat=rng.uniform(0.0, 3.0), groove_fat=rng.uniform(2.0, 10.0),
+        papillary=papillary, body_centre=(body_cx, body_cy), body_axes=(body_ax, body_ay),
+        body_angle=rng.uniform(-0.3, 0.3), subcutaneous_fat=subcut, chest_muscle=muscle,
+        spine_centre=(spine_cx, spine_cy), spine_radius=spine_r, aorta_offset=aorta_off, aorta_radius=aorta_r,
+        liver_top=(liver_top0, liver_rise), liver_x=rng.uniform(-90.0, -20.0), liver_curvature=rng.uniform(0.002, 0.006),
+        lung_vessels=vessels,
+    )
+
+
+def _ellipsoid(z: float, half_length: float) -> float:
+    """√(1 − (z/L)²) for 0 ≤ z < L; 1 above the base plane (z < 0); 0 beyond the apex."""
+    q = max(z, 0.0) / half_length
+    return float(np.sqrt(1.0 - q * q)) if q < 1.0 else 0.0
+
+
+def _wrap(a: np.ndarray) -> np.ndarray:
+    """Angles wrapped to [−π, π)."""
+    return (a + np.pi) % (2.0 * np.pi) - np.pi
