@@ -77,7 +77,10 @@ class ScarEnhanceTrainingWidget(ScriptedLoadableModuleWidget):
         self.panel.cleanup()
 
 
-class ScarEnhanceTrainingLogic(ScriptedLoadableModuleLogic, TrainingLogic):
+_LOGIC_BASES = (TrainingLogic,) if ScriptedLoadableModuleLogic is object else (ScriptedLoadableModuleLogic, TrainingLogic)
+
+
+class ScarEnhanceTrainingLogic(*_LOGIC_BASES):
     """TrainingLogic as Slicer's module logic (`slicer.util.getModuleLogic("ScarEnhanceTraining")`)."""
 
     def __init__(self, registry=None, python=None):
