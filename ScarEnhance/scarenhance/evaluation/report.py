@@ -74,6 +74,7 @@ class EvalSettings:
     n_sweep_cases: int = 2
     figure_cases: int = 3
     lpips_weights: Optional[str] = None
+    cases: Optional[list[str]] = None  # evaluate only these cases (e.g. a validation split)
     max_cases: Optional[int] = None
     save_volumes: bool = True  # cases/<name>/{enhanced,uncertainty,roi}.nii.gz for viewing in Slicer
     layout: str = "auto"
@@ -113,6 +114,11 @@ def evaluate_dataset(
         raise InputError("a report exists already in this folder; pass --overwrite or choose another folder", report_dir)
     started = time.perf_counter()
     names = list_cases(data_dir, settings.layout)
+    if settings.cases is not None:
+        missing = sorted(set(settings.cases) - set(names))
+        if missing:
+            raise InputError(f"cases not in the data set: {', '.join(missing)}", data_dir)
+        names = [n for n in names if n in set(settings.cases)]
     if settings.max_cases:
         names = names[: settings.max_cases]
     if not names:

@@ -1,0 +1,304 @@
+"""The whole training pipeline on a site's labelled data: targets → heart segmentation → diffusion → evaluation.
+
+    scarenhance train --data DIR --out RUN [--preset cpu-small|gpu-paper] [--resume]
+
+    RUN/
+      pipeline.json                      settings and the state of every step (the resume record)
+      targets/                           gamma-corrected target volumes + targets.json (to inspect; the
+                                         diffusion trainer makes the same targets on the fly)
+      models/<run>-heart-seg/            segmentation model folder (bundle layout, SHA-256; checkpoints in training/)
+      models/<run>-scar-diffusion/       diffusion model folder
+      report/                            report.md, report.json, figures/ (scarenhance evaluate)
+
+Each step records "running" before it starts and "done" (with its outputs and time) after, in
+pipeline.json, written atomically. A rerun with --resume skips done steps and continues an interrupted
+training step from its last epoch checkpoint (training.fit resumes from <model>/training/latest.pt).
+Under torchrun the training steps run on every process (DDP); targets, evaluation and the state file
+belong to rank 0.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import InputError
+from .progress import ProgressFn, check_cancel, no_progress, scaled
+
+STEPS = ("targets", "segmentation", "diffusion", "evaluation")
+STATE_FILE = "pipeline.json"
+FORMAT = 1
+
+# Per-step settings. Keys are fields of the step's config (SegmentationTrainConfig, DiffusionTrainConfig,
+# evaluation.report.EvalSettings). `--set step.key=value` changes any of them.
+PRESETS: dict[str, dict] = {
+    # A 2-core CPU in a few hours for ~40 cases; fast DDIM sampling in the evaluation.
+    "cpu-small": {
+        "segmentation": {"preset": "cpu-small"},
+        "diffusion": {"preset": "cpu-small", "epochs": 60, "batch_size": 16, "crop_size": 64, "t_max": 400,
+                      "roi_source": "model", "sample_every": 10},
+        "evaluation": {"lam": 250, "k": 5, "steps": 20, "lam_sweep": [1, 50, 100, 150, 200, 250, 300, 400]},
+    },
+    # The paper's settings (§3.2): U-Net Adam 1e-3, batch 64, 100 epochs; SR3 U-Net Adam 1e-4, batch 16,
+    # 200 epochs, T = 1000; full ancestral sampling at λ = 250, k = 5.
+    "gpu-paper": {
+        "segmentation": {"preset": "gpu-paper"},
+        "diffusion": {"preset": "gpu-paper", "epochs": 200, "batch_size": 16, "crop_size": 128, "t_max": 1000,
+                      "lr": 1e-4, "roi_source": "model", "sample_every": 20},
+        "evaluation": {"lam": 250, "k": 5, "steps": None, "lam_sweep": [1, 25, 50, 100, 150, 200, 250, 300, 400, 600, 800]},
+    },
+}
+# Share of the whole run's progress bar per step (training dominates).
+WEIGHTS = {"targets": 0.02, "segmentation": 0.23, "diffusion": 0.6, "evaluation": 0.15}
+
+
+@dataclass
+class PipelineOptions:
+    data: Path
+    out: Path
+    preset: str = "cpu-small"
+    resume: bool = False
+    layout: str = "auto"
+    device: str = "auto"
+    eval_data: Optional[Path] = None  # held-out test set; default: the diffusion model's validation cases
+    overrides: dict = field(default_factory=dict)  # {"diffusion": {"epochs": 2}, ...}
+    stop_after: Optional[str] = None  # stop after this step (the rest runs on a later --resume)
+    lpips_weights: Optional[str] = None
+    command: Optional[str] = None  # recorded in the models' metadata
+
+    @property
+    def name(self) -> str:
+        return Path(self.out).resolve().name
+
+    def settings(self) -> dict:
+        """The preset with the overrides applied: what identifies the run (checked on --resume)."""
+        if self.preset not in PRESETS:
+            raise InputError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        merged = copy.deepcopy(PRESETS[self.preset])
+        for step, values in self.overrides.items():
+            if step not in merged:
+                raise InputError(f"--set names an unknown step {step!r} (steps with settings: {', '.join(merged)})")
+            merged[step].update(values)
+        return merged
+
+    def model_dir(self, kind: str) -> Path:
+        suffix = {"segmentation": "heart-seg", "diffusion": "scar-diffusion"}[kind]
+        return Path(self.out) / "models" / f"{self.name}-{suffix}"
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """["diffusion.epochs=2", "evaluation.lam_sweep=[1,250]"] → {"diffusion": {"epochs": 2}, ...} (values JSON, else text)."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        step, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise InputError(f"--set expects STEP.KEY=VALUE (e.g. diffusion.epochs=20), got {item!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        out.setdefault(step, {})[name.replace("-", "_")] = value
+    return out
+
+
+# ---- state file ------------------------------------------------------------------------------------
+
+
+def read_state(out: "str | Path") -> Optional[dict]:
+    path = Path(out) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"the pipeline state file is unreadable ({e}); start a new run in another folder", path) from e
+    if state.get("format") != FORMAT:
+        raise InputError(f"pipeline state format {state.get('format')} is not {FORMAT}", path)
+    return state
+
+
+def write_state(out: Path, state: dict) -> None:
+    import os
+
+    from .bundle import atomic_write_bytes
+
+    path = out / STATE_FILE
+    atomic_write_bytes(path, json.dumps(state, indent=2).encode())
+    os.chmod(path, 0o644)
+
+
+def _now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def _identity(options: PipelineOptions) -> dict:
+    return {"data": str(Path(options.data).resolve()), "layout": options.layout, "preset": options.preset,
+            "eval_data": None if options.eval_data is None else str(Path(options.eval_data).resolve()),
+            "settings": options.settings()}
+
+
+def start_or_resume(options: PipelineOptions) -> dict:
+    """The state to run with: a new one, or the folder's own after checking --resume and the settings."""
+    out = Path(options.out)
+    state = read_state(out)
+    identity = _identity(options)
+    if state is None:
+        if out.exists() and any(out.iterdir()) and not options.resume:
+            raise InputError("the output folder is not empty and holds no pipeline run; choose an empty or new folder", out)
+        return {"format": FORMAT, "created": _now(), **identity,
+                "steps": {s: {"status": "pending", "runs": 0} for s in STEPS}}
+    if not options.resume:
+        raise InputError("this folder holds a pipeline run already: pass --resume to finish it, or choose another --out", out)
+    different = [k for k in identity if json.dumps(state.get(k), sort_keys=True) != json.dumps(identity[k], sort_keys=True)]
+    if different:
+        shown = "; ".join(f"{k}: run has {json.dumps(state.get(k))[:120]}, now {json.dumps(identity[k])[:120]}" for k in different)
+        raise InputError(f"--resume with other settings than the run was started with ({shown}); "
+                         "use the same --data/--preset/--set, or a new --out", out / STATE_FILE)
+    return state
+
+
+# ---- the run ---------------------------------------------------------------------------------------
+
+
+def run_pipeline(options: PipelineOptions, progress: ProgressFn = no_progress, cancel: Optional[threading.Event] = None,
+                 log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the pipeline; returns the final state. Raises InputError for bad options."""
+    from .training import barrier, broadcast_object, cleanup, init_distributed
+
+    if options.stop_after is not None and options.stop_after not in STEPS:
+        raise InputError(f"--stop-after must be one of {', '.join(STEPS)}, got {options.stop_after!r}")
+    ctx = init_distributed(options.device)
+    out = Path(options.out)
+    state = None
+    if ctx.is_main:
+        state = start_or_resume(options)
+        out.mkdir(parents=True, exist_ok=True)
+        write_state(out, state)
+    state = broadcast_object(state, ctx)
+    settings = state["settings"]
+
+    start = 0.0
+    for step in STEPS:
+        portion = scaled(progress, start, start + WEIGHTS[step])
+        start += WEIGHTS[step]
+        record = state["steps"][step]
+        if record["status"] == "done":
+            if ctx.is_main:
+                log(f"[{step}] done already ({record.get('finished')}), skipped")
+            portion(1.0, f"{step}: done already")
+            continue
+        check_cancel(cancel)
+        collective = step != "evaluation"  # evaluation is rank 0's alone
+        if not collective and not ctx.is_main:
+            break
+        if collective and ctx.is_distributed:
+            ctx = init_distributed(options.device)  # re-join: each trainer leaves the group when it ends
+        resuming = record["status"] == "running"  # an earlier run stopped inside this step
+        if ctx.is_main:
+            record.update(status="running", started=_now(), runs=record.get("runs", 0) + 1)
+            write_state(out, state)
+            log(f"[{step}] {'resuming' if resuming else 'starting'}")
+        if collective:
+            barrier(ctx)
+        tic = time.perf_counter()
+        outputs = STEP_FUNCTIONS[step](options, settings, state, resuming, ctx, portion, cancel, log)
+        if ctx.is_main:
+            record.update(status="done", finished=_now(), seconds=round(time.perf_counter() - tic, 1), outputs=outputs)
+            write_state(out, state)
+            log(f"[{step}] done in {record['seconds']:.0f} s")
+        if options.stop_after == step:
+            if ctx.is_main:
+                log(f"stopped after {step} as asked; run again with --resume to finish")
+            break
+    cleanup(ctx)
+    return state
+
+
+def _targets(options, settings, state, resuming, ctx, progress, cancel, log) -> dict:
+    from .targets import GammaConfig, write_dataset_targets
+
+    if not ctx.is_main:
+        return {}
+    folder = Path(options.out) / "targets"
+    report = write_dataset_targets(options.data, folder, GammaConfig(), layout=options.layout,
+                                   overwrite=resuming, progress=progress)
+    log(f"[targets] {len(report['cases'])} target volumes, dataset blood mean {report['dataset_blood_mean']:.2f}")
+    return {"folder": str(folder), "dataset_blood_mean": report["dataset_blood_mean"], "cases": len(report["cases"])}
+
+
+def _segmentation(options, settings, state, resuming, ctx, progress, cancel, log) -> dict:
+    from .segmentation.train import SegmentationTrainConfig, train_segmentation
+
+    folder = options.model_dir("segmentation")
+    config = _config(SegmentationTrainConfig, settings["segmentation"], "segmentation")
+    summary = train_segmentation(options.data, folder, config, layout=options.layout, device=options.device,
+                                 resume=resuming, command=options.command, progress=progress, cancel=cancel)
+    return {"model": str(folder), "summary": _jsonable(summary)}
+
+
+def _diffusion(options, settings, state, resuming, ctx, progress, cancel, log) -> dict:
+    from .diffusion.train import DiffusionTrainConfig, train_diffusion
+
+    folder = options.model_dir("diffusion")
+    values = dict(settings["diffusion"])
+    if values.get("roi_source") == "model" and not values.get("seg_model"):
+        values["seg_model"] = str(options.model_dir("segmentation"))  # the paper: ROI from the trained U-Net
+    config = _config(DiffusionTrainConfig, values, "diffusion")
+    summary = train_diffusion(options.data, folder, config, layout=options.layout, device=options.device,
+                              resume=resuming, command=options.command, progress=progress, cancel=cancel)
+    return {"model": str(folder), "summary": _jsonable(summary)}
+
+
+def _evaluation(options, settings, state, resuming, ctx, progress, cancel, log) -> dict:
+    from .evaluation.models import ModelPair
+    from .evaluation.report import EvalSettings, evaluate_dataset
+
+    if not ctx.is_main:
+        return {}
+    values = dict(settings["evaluation"])
+    values.setdefault("lpips_weights", options.lpips_weights)
+    data = options.eval_data
+    if data is None:  # the diffusion model's validation cases: never trained on, only used to keep the best epoch
+        meta = json.loads((options.model_dir("diffusion") / "configs" / "metadata.json").read_text())
+        held_out = meta["scarenhance"].get("training", {}).get("val_cases") or []
+        if not held_out:
+            raise InputError("no validation cases were held out from diffusion training to evaluate on; "
+                             "pass --eval-data with a labelled test set", options.data)
+        values["cases"] = held_out
+        data = options.data
+    settings_obj = _config(EvalSettings, {**values, "layout": options.layout}, "evaluation")
+    models = ModelPair(options.model_dir("segmentation"), options.model_dir("diffusion"), steps=settings_obj.steps,
+                       device=options.device, cancel=cancel)
+    report_dir = Path(options.out) / "report"
+    report = evaluate_dataset(data, models, report_dir, settings_obj, overwrite=True, progress=progress,
+                              cancel=cancel, log=lambda line: log(f"[evaluation] {line}"))
+    t1 = report["summary"]["table1"]
+    headline = {key: {v: (t1[v][key]["mean"] if t1[v] else None) for v in ("original", "target", "output")}
+                for key in ("cnr_scar_myo", "cnr_scar_blood")}
+    return {"report": str(report_dir / "report.md"), "data": str(data), "cases": values.get("cases"), "headline": headline}
+
+
+STEP_FUNCTIONS = {"targets": _targets, "segmentation": _segmentation, "diffusion": _diffusion, "evaluation": _evaluation}
+
+
+def _config(cls, values: dict, step: str):
+    """cls(**values), with unknown keys named (they come from presets and --set)."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"unknown {step} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = {k: tuple(v) if isinstance(v, list) and k == "lam_sweep" else v for k, v in values.items()}
+    return cls(**values)
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
