@@ -1,0 +1,57 @@
+"""`scarenhance train-seg`: train the heart segmentation U-Net and write a model folder."""
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset folder (EMIDEC, MyoPS or generic images/ + labels/ layout)")
+    p.add_argument("--out", required=True, help="model folder to write (bundle layout; checkpoints in OUT/training)")
+    p.add_argument("--preset", default="cpu-small", choices=["cpu-small", "gpu-paper"],
+                   help="cpu-small: 0.8 M parameters, minutes on a CPU (default); gpu-paper: the paper's 10.5 M U-Net, 100 epochs, batch 64")
+    p.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="slices per batch, per process under torchrun (default: the preset's)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3, as the paper)")
+    p.add_argument("--crop", type=int, help="training crop size in pixels, multiple of 16 (default: the preset's)")
+    p.add_argument("--channels", help="comma-separated U-Net widths, e.g. 16,32,64,128,256 (default: the preset's)")
+    p.add_argument("--spacing-mm", type=float, default=1.6, help="in-plane pixel size slices are resampled to (default: 1.6)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of cases held out for validation (default: 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the case split, initial weights and augmentation")
+    p.add_argument("--layout", default="auto", choices=["auto", "emidec", "myops", "generic"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default: 0)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap the batches per epoch (quick runs)")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT/training after an interruption")
+    p.add_argument("--progress", action="store_true", help="print PROGRESS lines on stderr")
+
+
+def run(args) -> int:
+    import shlex
+    import sys
+
+    import torch
+
+    from ..errors import InputError
+    from ..progress import cli_progress, no_progress
+    from ..segmentation.train import train_segmentation
+
+    channels = None
+    if args.channels:
+        try:
+            channels = tuple(int(c) for c in args.channels.split(","))
+        except ValueError:
+            raise InputError(f"--channels must be comma-separated integers, got {args.channels!r}") from None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = "scarenhance " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train-seg"] else None
+    summary = train_segmentation(
+        args.data, args.out, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
+        channels=channels, spacing_mm=args.spacing_mm, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+        resume=args.resume, workers=args.workers, layout=args.layout, steps_per_epoch=args.steps_per_epoch,
+        command=command, progress=cli_progress if args.progress else no_progress,
+    )
+    if summary["val_dice"] is not None:
+        print(f"validation Dice {summary['val_dice']:.4f} (epoch {summary['best_epoch']}) → {summary['model']}", flush=True)
+    else:
+        print(f"trained {summary['epochs']} epochs (no validation cases) → {summary['model']}", flush=True)
+    return 0
