@@ -1,0 +1,121 @@
+"""Model registry (shipped + site models, SHA-256 checked) and the first-use installer's rules."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tarfile
+import types
+from pathlib import Path
+
+import pytest
+
+from conftest import make_model_folder
+from scarenhance.errors import ModelError
+from ScarEnhanceLib import InstallLogic as install
+from ScarEnhanceLib.ModelRegistry import DIFFUSION, SEGMENTATION, SHIPPED_REGISTRY, ModelRegistry
+
+
+def test_shipped_and_default_models(fake_registry):
+    assert [m.id for m in fake_registry.models()] == ["heart-unet-demo", "scar-ddpm-demo"]
+    assert fake_registry.default(SEGMENTATION).id == "heart-unet-demo"
+    assert fake_registry.resolve(None, DIFFUSION) == fake_registry.find("scar-ddpm-demo", DIFFUSION).folder
+    with pytest.raises(ModelError, match="no scar-diffusion model called 'nope'"):
+        fake_registry.find("nope", DIFFUSION)
+
+
+def test_a_tampered_model_is_refused_before_use(fake_registry):
+    info = fake_registry.find(None, SEGMENTATION)
+    fake_registry.verify(info)
+    weights = info.folder / "models" / "model.pt"
+    weights.write_bytes(b"other weights, same folder")
+    with pytest.raises(ModelError, match="checksum mismatch with the model registry") as e:
+        fake_registry.resolve(None, SEGMENTATION)
+    assert str(weights) in str(e.value)  # the message names the file
+
+
+def test_wrong_kind_is_refused(fake_registry, tmp_path):
+    folder = make_model_folder(tmp_path / "seg-as-diffusion", SEGMENTATION)
+    with pytest.raises(ModelError, match="no scar-diffusion model"):
+        fake_registry.find("seg-as-diffusion", DIFFUSION)
+    info = fake_registry.find(str(folder), SEGMENTATION)  # a folder path works too
+    assert fake_registry.verify(info).folder == folder
+
+
+def test_import_model_folder_copies_and_checks(fake_registry, tmp_path):
+    site = make_model_folder(tmp_path / "site-heart-v2", SEGMENTATION, payload=b"site weights")
+    info = fake_registry.importFolder(site)
+    assert info.folder == fake_registry.userDir / "site-heart-v2" and not info.shipped
+    assert [m.id for m in fake_registry.models(SEGMENTATION)] == ["heart-unet-demo", "site-heart-v2"]
+    with pytest.raises(ModelError, match="exists already"):
+        fake_registry.importFolder(site)  # nothing is replaced
+    broken = make_model_folder(tmp_path / "broken", DIFFUSION, payload=b"good")
+    (broken / "models" / "model.pt").write_bytes(b"bad")
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        fake_registry.importFolder(broken)
+    assert not (fake_registry.userDir / "broken").exists()
+
+
+def test_download_from_a_url_checks_the_archive(fake_registry, tmp_path):
+    folder = make_model_folder(tmp_path / "src" / "scar-ddpm-site", DIFFUSION, payload=b"diffusion weights")
+    archive = tmp_path / "scar-ddpm-site.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    with pytest.raises(ModelError, match="does not match SHA-256"):
+        fake_registry.download(archive.as_uri(), sha256="0" * 64)
+    info = fake_registry.download(archive.as_uri(), sha256=digest)  # file:// goes through urlretrieve, offline
+    assert info.id == "scar-ddpm-site" and info.kind == DIFFUSION and info.installed
+
+
+def test_the_shipped_registry_lists_valid_models():
+    registry = ModelRegistry(userDir=Path("/nonexistent"), shippedRegistry=SHIPPED_REGISTRY)
+    models = registry.models()
+    assert {m.kind for m in models} == {SEGMENTATION, DIFFUSION}, "the demo models are not shipped yet"
+    for info in models:
+        registry.verify(info)
+
+
+# -- installer -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_slicer(monkeypatch):
+    """`slicer.pydeps.pip_ensure` that records its calls instead of running pip."""
+    calls = []
+    pydeps = types.ModuleType("slicer.pydeps")
+
+    def pip_ensure(requirements, constraints=None, prompt_install=True, requester=None, **kwargs):
+        calls.append({"requirements": [str(r) for r in requirements], "constraints": Path(constraints).read_text(),
+                      "prompt_install": prompt_install, "requester": requester})
+
+    pydeps.pip_ensure = pip_ensure
+    monkeypatch.setitem(sys.modules, "slicer.pydeps", pydeps)
+    return calls
+
+
+def test_nothing_is_asked_or_installed_when_everything_is_there(fake_slicer):
+    asked = []
+    logic = install.InstallLogic(confirm=lambda text: asked.append(text) or True)
+    assert logic.missing() == []  # the test environment has the engine's dependencies
+    assert logic.ensureDependencies() is True
+    assert asked == [] and fake_slicer == []
+
+
+def test_missing_packages_are_installed_only_with_consent_and_slicers_own_pinned(fake_slicer, tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("monai>=1.4,<1.7\nscarenhance-missing-test-package>=1.0  # not installed\n")
+    declined = install.InstallLogic(confirm=lambda text: False, requirementsPath=requirements)
+    assert declined.missing() == ["scarenhance-missing-test-package>=1.0"]
+    assert declined.ensureDependencies() is False and fake_slicer == []
+
+    asked = []
+    logic = install.InstallLogic(confirm=lambda text: asked.append(text) or True, requirementsPath=requirements)
+    with pytest.raises(RuntimeError, match="still missing"):  # the recording pip_ensure installs nothing
+        logic.ensureDependencies()
+    assert len(asked) == 1 and "scarenhance-missing-test-package" in asked[0]
+    (call,) = fake_slicer
+    assert call["requirements"] == ["scarenhance-missing-test-package>=1.0"] and call["requester"] == "ScarEnhance"
+    assert call["prompt_install"] is False  # the user was asked once, by us
+    pins = dict(line.split("==") for line in call["constraints"].split())
+    for name in install.PROTECTED:
+        assert pins[name] == install.installedVersion(name)  # pip may not replace Slicer's SimpleITK, numpy, torch
