@@ -9,7 +9,6 @@ while it runs its button reads "Cancel".
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -173,7 +172,7 @@ class ScarEnhancePanel(VTKObservationMixin):
 
     def _modelChosen(self, field: str, combo) -> None:
         if self._param is not None and not self._updating:
-            setattr(self._param, field, combo.currentData or "")
+            setattr(self._param, field, combo.itemData(combo.currentIndex) or "")
 
     def _roiChosen(self, *args) -> None:
         if self._param is None or self._updating:

@@ -7,7 +7,6 @@ small scripted engine, for testing failures, cancellation and fallbacks in a sec
 
 from __future__ import annotations
 
-import os
 import stat
 import sys
 from pathlib import Path

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ScarEnhanceLib.EngineJob import EngineJob, describeDevice, errorMessage
-from ScarEnhanceLib.ProcessRunner import (Finished, Log, PanelState, Progress, ProcessRunner, RunStatus, engineCommand,
-                                          estimateRemaining, formatDuration)
+from ScarEnhanceLib.ProcessRunner import (PanelState, ProcessRunner, RunStatus, engineCommand, estimateRemaining,
+                                          formatDuration)
 
 CHILD = r"""
 import sys, time
