@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     n = len(args.seeds)
     cols = min(3, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(4.4 * cols, 2.5 * rows), dpi=110)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(4.4 * cols, 2.9 * rows), dpi=100)
     axes = np.atleast_2d(axes)
     for i, seed in enumerate(args.seeds):
         overrides = DEFAULT_OVERRIDES[i % len(DEFAULT_OVERRIDES)] if args.seeds == parser.get_default("seeds") else {}

@@ -1,8 +1,8 @@
 """How the scanner turns tissue into an LGE image: inversion time, coil sensitivity, resolution, noise.
 
 The chain per case: tissue signals at the chosen TI → through-plane averaging (done by the caller over
-sub-planes) → smooth tissue texture → coil bias field → in-plane point-spread blur → complex Gaussian
-noise and magnitude (Rician) → scanner scale → int16.
+sub-planes) → smooth tissue texture → coil bias field → respiratory ghosts (some cases) → in-plane
+point-spread blur → complex Gaussian noise and magnitude (Rician) → scanner scale → int16.
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ class Acquisition:
     bias_strength: float  # peak-to-peak log-amplitude of the coil field
     bias_direction: float  # where the coil sits (image-plane angle, radians)
     texture_seed: int
+    ghost: float = 0.0  # amplitude of respiratory ghosts (fraction of the image), 0 in most cases
+    ghost_axis: int = 0  # phase-encoding axis of the (H, W) plane: 0 rows, 1 columns
+    ghost_shift: float = 0.25  # ghost displacement, fraction of the FOV along that axis
 
     def as_dict(self) -> dict:
         return {"tr_ms": round(self.tr, 1), "ti_ms": round(self.ti, 1), "ti_null_ms": round(self.ti_null, 1),
                 "ti_quality": self.ti_quality, "psf_mm": round(self.psf_mm, 3), "snr_blood": round(self.snr, 1),
-                "scale": round(self.scale, 1), "bias_strength": round(self.bias_strength, 3)}
+                "scale": round(self.scale, 1), "bias_strength": round(self.bias_strength, 3),
+                "ghost": round(self.ghost, 3)}
 
 
 TI_QUALITIES = ("good", "poor")
@@ -50,7 +54,7 @@ def sample_acquisition(rng: np.random.Generator, tissues: TissueProperties, ti_q
     near the null:
     - good: remote myocardium at 18–42 % of the blood signal, mostly with TI a little long (the usual
       advice: a short TI leaves myocardium inverted), sometimes a little short;
-    - poor, too long: myocardium at 60–90 % of blood, everything recovered, contrast washed out;
+    - poor, too long: myocardium at 55–80 % of blood, everything recovered, contrast washed out;
     - poor, too short: between the scar's null and the myocardium's, scar within 0.7–1.3× the
       (inverted, magnitude-bright) myocardium: scar nearly invisible.
     """
@@ -73,7 +77,7 @@ def sample_acquisition(rng: np.random.Generator, tissues: TissueProperties, ti_q
         ratio = 0.18 + 0.24 * target
         ti = _closest(grid, myo_blood, ratio, side)
     elif branch < 0.5:  # too long
-        ti = _closest(grid, myo_blood, 0.60 + 0.30 * target, long)
+        ti = _closest(grid, myo_blood, 0.55 + 0.25 * target, long)
     else:  # too short, between the scar's null and the myocardium's
         scar_myo = sig[SCAR] / np.maximum(sig[MYOCARDIUM], 1e-9)
         between = (grid < ti_null) & (grid > null_time(float(tissues.t1[SCAR]), tr))
@@ -83,6 +87,8 @@ def sample_acquisition(rng: np.random.Generator, tissues: TissueProperties, ti_q
         psf_mm=rng.uniform(0.5, 1.0), snr=rng.uniform(12.0, 40.0), scale=rng.uniform(150.0, 900.0),
         bias_strength=rng.uniform(0.2, 0.8), bias_direction=rng.uniform(-np.pi, np.pi),
         texture_seed=int(rng.integers(0, 2**31 - 1)),
+        ghost=rng.uniform(0.02, 0.07) if rng.random() < 0.3 else 0.0,
+        ghost_axis=int(rng.integers(0, 2)), ghost_shift=rng.uniform(0.15, 0.35),
     )
 
 
@@ -128,6 +134,10 @@ def acquire(signal: np.ndarray, spacing_mm: float, acq: Acquisition, rng: np.ran
     """
     field = bias_field(signal.shape[1:], spacing_mm, acq)
     img = signal * field[None]
+    if acq.ghost > 0:  # breathing between segments replicates bright structures along phase encoding
+        axis = 1 + acq.ghost_axis
+        shift = int(round(acq.ghost_shift * img.shape[axis]))
+        img = img + 0.5 * acq.ghost * (np.roll(img, shift, axis=axis) + np.roll(img, -shift, axis=axis))
     sigma_px = acq.psf_mm / spacing_mm
     img = ndimage.gaussian_filter(img, sigma=(0.0, sigma_px, sigma_px), truncate=3.0)
     noise = 1.0 / acq.snr

@@ -42,10 +42,13 @@ class Anatomy:
     rv_length: float
     epi_fat: float  # epicardial fat everywhere
     groove_fat: float  # extra fat in the interventricular grooves
-    papillary: tuple  # ((ψ, radius mm), (ψ, radius mm))
+    papillary: tuple  # ((ψ, radius mm), (ψ, radius mm)) at mid-ventricle
+    trabeculae: np.ndarray = field(repr=False)  # (n, 2): ψ, radius mm
     body_centre: tuple  # (X, Y) of the chest ellipse
     body_axes: tuple  # (semi-axis X, semi-axis Y)
     body_angle: float
+    body_shape: tuple  # ((amp, phase), ...) of the 2nd, 3rd, 4th outline harmonics
+    body_flat: float  # the back is cut flat at this fraction of the AP semi-axis
     subcutaneous_fat: float
     chest_muscle: float
     spine_centre: tuple
@@ -156,14 +159,17 @@ class Anatomy:
         tissue[epi] = MYOCARDIUM
         tissue[cavity] = BLOOD
 
-        # papillary muscles: myocardial tissue inside the cavity, labelled cavity (as in EMIDEC)
+        # papillary muscles and trabeculae: myocardial tissue on the endocardium, labelled cavity (as in EMIDEC)
         s = z / self.length
-        if 0.15 < s < 0.8:
-            for psi_p, rad in self.papillary:
-                rc = 0.62 * float(self.endo_radius(np.array(psi_p), z))
-                px, py = rc * np.cos(psi_p + self.rv_angle), rc * np.sin(psi_p + self.rv_angle)
-                pap = ((X - px) ** 2 + (Y - py) ** 2 <= rad * rad) & cavity
-                tissue[pap] = MYOCARDIUM
+        blobs = [(p, rad * min(1.0, 1.6 * (1.0 - s))) for p, rad in self.papillary] if 0.1 < s < 0.85 else []
+        if 0.3 < s < 0.9:
+            blobs += [(float(p), float(rad)) for p, rad in self.trabeculae]
+        for psi_p, rad in blobs:
+            rc = float(self.endo_radius(np.array(psi_p), z)) - 0.8 * rad
+            if rc <= rad:
+                continue
+            px, py = rc * np.cos(psi_p + self.rv_angle), rc * np.sin(psi_p + self.rv_angle)
+            tissue[((X - px) ** 2 + (Y - py) ** 2 <= rad * rad) & cavity] = MYOCARDIUM
 
         lv = np.zeros(X.shape, dtype=np.uint8)
         lv[epi] = WALL
@@ -178,9 +184,15 @@ class Anatomy:
         bx, by = X - self.body_centre[0], Y - self.body_centre[1]
         bu, bv = bx * cb + by * sb, -bx * sb + by * cb
         ax, ay = self.body_axes
+        # a lumpy ellipse with a flat back (the patient lies on the table)
+        angle = np.arctan2(bv / ay, bu / ax)
+        outline = np.ones_like(angle)
+        for k, (amp, phase) in enumerate(self.body_shape, start=2):
+            outline += amp * np.cos(k * angle + phase)
+        outline *= outline
 
         def inside(grow: float) -> np.ndarray:
-            return (bu / (ax + grow)) ** 2 + (bv / (ay + grow)) ** 2 <= 1.0
+            return ((bu / (ax + grow)) ** 2 + (bv / (ay + grow)) ** 2 <= outline) & (bv >= -(ay * self.body_flat + grow))
 
         tissue[inside(0.0)] = FAT
         tissue[inside(-self.subcutaneous_fat)] = MUSCLE
@@ -193,11 +205,15 @@ class Anatomy:
         tissue[thorax & (Y < dome + 4.0)] = MUSCLE
         tissue[thorax & (Y < dome)] = LIVER
 
-        # spine with paraspinal muscles, descending aorta beside it
+        # spine: vertebral body and spinous process (marrow), paraspinal muscles behind, aorta beside
         sx, sy = self.spine_centre
-        para = (np.abs(X - sx) < 2.6 * self.spine_radius) & (Y < sy + 0.6 * self.spine_radius)
-        tissue[para & inside(-self.subcutaneous_fat)] = MUSCLE
-        tissue[(X - sx) ** 2 + (Y - sy) ** 2 <= self.spine_radius ** 2] = MARROW
+        r = self.spine_radius
+        body = inside(-0.5 * self.subcutaneous_fat)
+        for side in (-1.0, 1.0):
+            para = ((X - sx - side * 1.5 * r) / (1.2 * r)) ** 2 + ((Y - sy + 1.7 * r) / (1.3 * r)) ** 2 <= 1.0
+            tissue[para & body] = MUSCLE
+        tissue[((X - sx) / (0.35 * r)) ** 2 + ((Y - sy + 1.8 * r) / (0.8 * r)) ** 2 <= 1.0] = MARROW
+        tissue[(X - sx) ** 2 + (Y - sy) ** 2 <= r * r] = MARROW
         axc, ayc = sx + self.aorta_offset[0], sy + self.aorta_offset[1]
         tissue[(X - axc) ** 2 + (Y - ayc) ** 2 <= self.aorta_radius ** 2] = BLOOD
 
@@ -235,8 +251,10 @@ def sample_anatomy(rng: np.random.Generator, hcm: "bool | None" = None) -> Anato
     length = rng.uniform(65.0, 95.0)
     rv_angle = np.pi - rng.uniform(-0.15, 0.45)  # RV to the side, a bit anterior
     rv_depth = rng.uniform(9.0, 16.0)
-    rv_width = rng.uniform(30.0, 38.0)
-    papillary = ((rng.uniform(-2.45, -2.2), rng.uniform(3.0, 5.5)), (rng.uniform(2.35, 2.6), rng.uniform(3.0, 5.5)))
+    rv_width = rng.uniform(26.0, 34.0)
+    papillary = ((rng.uniform(-2.5, -2.1), rng.uniform(3.5, 6.0)), (rng.uniform(2.2, 2.7), rng.uniform(3.5, 6.0)))
+    n_trab = int(rng.integers(2, 9))
+    trabeculae = np.column_stack([rng.uniform(-np.pi, np.pi, n_trab), rng.uniform(1.0, 2.5, n_trab)])
 
     lv_out = r0 * 1.08 + wall + hcm_extra
     # chest: the heart lies left-anterior, so the body centre is to the RV side and posterior
@@ -244,18 +262,32 @@ def sample_anatomy(rng: np.random.Generator, hcm: "bool | None" = None) -> Anato
     body_ax = rng.uniform(1.35, 1.75) * body_ay
     subcut = rng.uniform(5.0, 28.0)
     muscle = rng.uniform(7.0, 18.0)
-    # place the body so the anterior chest wall clears the heart by a few mm
-    anterior_gap = lv_out + subcut + muscle + rng.uniform(4.0, 25.0)
-    body_cy = anterior_gap - body_ay
+    wall_in = subcut + muscle
     body_cx = rng.uniform(-75.0, -35.0)
+    body_flat = rng.uniform(0.8, 0.95)
     spine_r = rng.uniform(14.0, 19.0)
-    spine_cy = body_cy - body_ay + subcut + muscle + spine_r + rng.uniform(6.0, 18.0)
-    spine_cy = min(spine_cy, -(lv_out + spine_r + 18.0))
-    spine_cx = body_cx + rng.uniform(10.0, 35.0)
+    # the anterior chest wall lies a few mm in front of the heart (at the LV centre's X) ...
+    heart_top = lv_out + rng.uniform(3.0, 20.0)
+    gap = rng.uniform(6.0, 20.0)
+    while True:
+        ax_t, ay_t = body_ax - wall_in, body_ay - wall_in
+        body_cy = heart_top - ay_t * np.sqrt(max(1.0 - (body_cx / ax_t) ** 2, 0.05))
+        back = body_cy - ay_t * body_flat  # inner surface of the back
+        lateral = body_cx + ax_t * np.sqrt(max(1.0 - (body_cy / ay_t) ** 2, 0.0))
+        # ... and the chest is deep and wide enough for the spine behind it and lung beside it
+        if back <= -(lv_out + 2.0 * spine_r + 12.0) and lateral >= lv_out + 15.0:
+            break
+        body_ay += 5.0
+        body_ax += 5.0
+    spine_cx = body_cx + rng.uniform(0.0, 30.0)
+    spine_cy = back + 0.9 * spine_r
     aorta_r = rng.uniform(9.0, 13.0)
-    aorta_off = (rng.uniform(18.0, 32.0), spine_r + aorta_r * rng.uniform(0.2, 0.8))
+    aorta_off = (rng.uniform(16.0, 30.0), spine_r * rng.uniform(0.6, 1.0) + aorta_r * rng.uniform(0.2, 0.6))
+    aorta = np.array([spine_cx + aorta_off[0], spine_cy + aorta_off[1]])
+    if np.hypot(*aorta) < lv_out + aorta_r + 4.0:  # keep it clear of the heart
+        aorta_off = (aorta_off[0], aorta_off[1] - (lv_out + aorta_r + 4.0 - np.hypot(*aorta)))
 
-    liver_top0 = -(lv_out + rng.uniform(15.0, 45.0))
+    liver_top0 = -(lv_out + rng.uniform(10.0, 40.0))
     liver_rise = rng.uniform(0.1, 0.45)
     n_vessels = int(rng.integers(8, 22))
     vessels = np.column_stack([
@@ -270,10 +302,12 @@ def sample_anatomy(rng: np.random.Generator, hcm: "bool | None" = None) -> Anato
         length=length, apex_wall=max(4.0, wall * rng.uniform(0.6, 0.9)),
         rv_angle=float(rv_angle), rv_depth=rv_depth, rv_width=rv_width, rv_wall=rng.uniform(2.5, 4.5),
         rv_length=length * rng.uniform(0.7, 0.9), epi_fat=rng.uniform(0.0, 3.0), groove_fat=rng.uniform(2.0, 10.0),
-        papillary=papillary, body_centre=(body_cx, body_cy), body_axes=(body_ax, body_ay),
-        body_angle=rng.uniform(-0.3, 0.3), subcutaneous_fat=subcut, chest_muscle=muscle,
+        papillary=papillary, trabeculae=trabeculae, body_centre=(body_cx, body_cy), body_axes=(body_ax, body_ay),
+        body_angle=rng.uniform(-0.12, 0.12),
+        body_shape=tuple((rng.uniform(0.0, 0.04), rng.uniform(-np.pi, np.pi)) for _ in range(3)), body_flat=body_flat,
+        subcutaneous_fat=subcut, chest_muscle=muscle,
         spine_centre=(spine_cx, spine_cy), spine_radius=spine_r, aorta_offset=aorta_off, aorta_radius=aorta_r,
-        liver_top=(liver_top0, liver_rise), liver_x=rng.uniform(-90.0, -20.0), liver_curvature=rng.uniform(0.002, 0.006),
+        liver_top=(liver_top0, liver_rise), liver_x=rng.uniform(-90.0, -20.0), liver_curvature=rng.uniform(0.004, 0.01),
         lung_vessels=vessels,
     )
 

@@ -150,7 +150,7 @@ def sample_geometry(rng: np.random.Generator, anat: A.Anatomy, n_slices: "int | 
         if sparse:  # a few slices spread over the ventricle, as in MyoPS
             n_slices = int(rng.integers(2, 7))
         else:  # a full stack from the base towards the apex
-            n_slices = int(np.clip(round(heart_len * rng.uniform(0.85, 1.05) / sz) + 1, 2, 16))
+            n_slices = int(np.clip(round(heart_len * rng.uniform(0.8, 1.0) / sz) + 1, 2, 16))
     n_slices = int(n_slices)
     if not 1 <= n_slices <= 64:
         raise ValueError(f"n_slices must be between 1 and 64, got {n_slices}")

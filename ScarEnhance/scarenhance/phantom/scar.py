@@ -7,7 +7,7 @@ grey zone at the border; labels are the weights thresholded at 0.5.
 
 Patterns (EMIDEC/MyoPS-like mix):
 - none
-- subendocardial: ischaemic, from the endocardium through < 50 % of the wall in one coronary territory
+- subendocardial: ischaemic, from the endocardium through ≤ 55 % of the wall in one coronary territory
 - transmural: ischaemic, most of the wall at the territory centre, subendocardial at its edges
 - no_reflow: a transmural infarct with a dark microvascular-obstruction core (EMIDEC label 4)
 - mid_wall: a band inside the wall, septal or inferolateral (non-ischaemic cardiomyopathy)
@@ -106,12 +106,12 @@ class ScarSpec:
     def _blobs(self, psi, depth, radius, wall, wall_mm, insertions, edge_mm) -> np.ndarray:
         """Union of small round patches (mm radii) around the RV insertion points, inside the wall."""
         scar = np.zeros(psi.shape, dtype=np.float32)
-        for side, dpsi, blob_depth, radius in self.blobs:
+        for side, dpsi, blob_depth, blob_radius in self.blobs:
             anchor = insertions[int(side)] + dpsi
             # distance in mm in wall coordinates: along the wall r·Δψ, across it wall·Δdepth
             along = _wrap(psi - anchor) * radius
             across = (depth - blob_depth) * wall_mm
-            dist = np.sqrt(along * along + across * across) - radius
+            dist = np.sqrt(along * along + across * across) - blob_radius
             scar = np.maximum(scar, np.where(wall, _soft(-dist, edge_mm), 0.0))
         return scar
 
@@ -132,14 +132,14 @@ def sample_scar(rng: np.random.Generator, pattern: str) -> ScarSpec:
         centre = rng.uniform(-0.35, 0.35) if septal else rng.uniform(2.3, 2.9)
         lo = rng.uniform(0.0, 0.3)
         return ScarSpec(pattern, territory="septal" if septal else "inferolateral", centre=centre,
-                        half_width=rng.uniform(0.6, 1.3), band=(rng.uniform(0.4, 0.6), rng.uniform(0.1, 0.22)),
+                        half_width=rng.uniform(0.8, 1.6), band=(rng.uniform(0.4, 0.6), rng.uniform(0.14, 0.28)),
                         z_range=(lo, lo + rng.uniform(0.35, 0.7)), ripple=ripple)
     if pattern == "rv_insertion":
-        n = int(rng.integers(2, 7))
+        n = int(rng.integers(3, 8))
         side = rng.integers(0, 2, n) if rng.random() < 0.6 else np.full(n, rng.integers(0, 2))
         # patches sit in the septal side of the insertion point (ψ closer to 0)
-        toward_septum = np.where(side == 0, 1.0, -1.0) * rng.uniform(0.0, 0.25, n)
-        blobs = np.column_stack([side, toward_septum, rng.uniform(0.3, 0.7, n), rng.uniform(2.5, 6.0, n)])
+        toward_septum = np.where(side == 0, 1.0, -1.0) * rng.uniform(-0.1, 0.3, n)
+        blobs = np.column_stack([side, toward_septum, rng.uniform(0.25, 0.75, n), rng.uniform(2.5, 6.0, n)])
         lo = rng.uniform(0.0, 0.4)
         return ScarSpec(pattern, z_range=(lo, lo + rng.uniform(0.3, 0.6)), blobs=blobs, ripple=ripple)
 
@@ -148,8 +148,8 @@ def sample_scar(rng: np.random.Generator, pattern: str) -> ScarSpec:
     transmural = pattern != "subendocardial"
     return ScarSpec(
         pattern, territory=territory, centre=float(_wrap(np.array(rng.uniform(c_lo, c_hi)))),
-        half_width=rng.uniform(0.7, 1.45) if transmural else rng.uniform(0.6, 1.35),
-        transmurality=rng.uniform(0.75, 1.05) if transmural else rng.uniform(0.25, 0.5),
+        half_width=rng.uniform(0.8, 1.6) if transmural else rng.uniform(0.8, 1.6),
+        transmurality=rng.uniform(0.75, 1.05) if transmural else rng.uniform(0.3, 0.55),
         z_range=(rng.uniform(z0_lo, z0_hi), rng.uniform(z1_lo, z1_hi)),
         core=rng.uniform(0.35, 0.7) if pattern == "no_reflow" else 0.0, ripple=ripple,
     )
