@@ -152,7 +152,7 @@ def test_intensities_look_like_a_scanner(cases):
     blood_myo = []
     for case in cases.values():
         img, lab = arrays(case)
-        assert img.min() >= 0 and 150 <= np.percentile(img, 99.5) <= 32767
+        assert img.min() >= 0 and 150 <= np.percentile(img, 99.5) <= 4000 and img.max() < 32767  # never clipped
         corner = img[:, :8, :8]
         assert corner.mean() < 0.3 * img[lab == 1].mean()  # air outside the body is dark
         if case.info["acquisition"]["ti_quality"] == "good":

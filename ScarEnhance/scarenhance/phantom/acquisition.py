@@ -28,8 +28,8 @@ class Acquisition:
     ti_null: float  # TI that would null remote myocardium, ms
     ti_quality: str  # "good": near the myocardial null; "poor": mistimed, low scar/myocardium contrast
     psf_mm: float  # in-plane blur (Gaussian σ, mm): acquired resolution coarser than the pixel grid
-    snr: float  # blood signal / noise σ
-    scale: float  # scanner units of the blood signal
+    snr: float  # reference (blood) signal / noise σ
+    scale: float  # scanner units of the reference (blood) signal
     bias_strength: float  # peak-to-peak log-amplitude of the coil field
     bias_direction: float  # where the coil sits (image-plane angle, radians)
     texture_seed: int
@@ -99,19 +99,33 @@ def _closest(grid: np.ndarray, values: np.ndarray, target: float, where: np.ndar
 
 
 def tissue_signals(tissues: TissueProperties, acq: Acquisition) -> np.ndarray:
-    """Signal of each tissue code (shape (10,), float32), in units of the blood signal."""
+    """Signal of each tissue code (shape (10,), float32) in units of the reference signal: the blood
+    signal, or half the brightest tissue's when a very short TI nulls the blood."""
     s = inversion_recovery(tissues.pd, tissues.t1, acq.ti, acq.tr)
-    return (s / s[BLOOD]).astype(np.float32)
+    return (s / max(s[BLOOD], 0.5 * s.max())).astype(np.float32)
 
 
 def texture_field(shape: tuple[int, int, int], spacing_mm: float, seed: int) -> np.ndarray:
-    """Smooth zero-mean random field (Z, H, W) float32 with unit-ish std and ~8 mm correlation length."""
+    """Smooth zero-mean random field (Z, H, W) float32 with unit-ish std and ~8 mm correlation length:
+    white noise on an 8 mm grid, bilinearly interpolated (two small matrix products per slice)."""
     rng = np.random.default_rng(seed)
     z, h, w = shape
-    step = max(1, int(round(8.0 / spacing_mm)))
-    coarse = rng.standard_normal((z, h // step + 2, w // step + 2)).astype(np.float32)
-    fine = ndimage.zoom(coarse, (1, (h + 2 * step) / coarse.shape[1], (w + 2 * step) / coarse.shape[2]), order=1)
-    return fine[:, step:step + h, step:step + w]
+    cell = 8.0 / spacing_mm  # pixels per coarse cell
+    ny, nx = int(np.ceil(h / cell)) + 2, int(np.ceil(w / cell)) + 2
+    coarse = rng.standard_normal((z, ny, nx)).astype(np.float32)
+    ry, rx = _linear_interpolation(h, ny, cell), _linear_interpolation(w, nx, cell)
+    return np.einsum("yc,zcd,xd->zyx", ry, coarse, rx, optimize=True).astype(np.float32)
+
+
+def _linear_interpolation(n: int, n_coarse: int, cell: float) -> np.ndarray:
+    """(n, n_coarse) matrix interpolating a coarse grid with `cell` fine pixels per node, linearly."""
+    pos = np.arange(n) / cell + 0.5
+    lo = np.clip(np.floor(pos).astype(int), 0, n_coarse - 2)
+    frac = (pos - lo).astype(np.float32)
+    m = np.zeros((n, n_coarse), dtype=np.float32)
+    m[np.arange(n), lo] = 1.0 - frac
+    m[np.arange(n), lo + 1] = frac
+    return m
 
 
 def bias_field(shape: tuple[int, int], spacing_mm: float, acq: Acquisition) -> np.ndarray:

@@ -124,10 +124,27 @@ class Anatomy:
         return np.sqrt(((u - centre) / a) ** 2 + (v / b) ** 2)
 
     # ----- rendering ---------------------------------------------------------------------------------
-    def render_chest(self, X: np.ndarray, Y: np.ndarray, z: float) -> np.ndarray:
-        """Tissue map (H, W) uint8 of everything but the heart in plane z at anatomical points (X, Y) mm."""
+    def render_body(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """Tissue map (H, W) uint8 of the parts of the chest that do not change from slice to slice
+        (body outline, chest wall, thoracic cavity as lung, spine, aorta) at anatomical points (X, Y) mm.
+        Drawn once per case, so the body stays put while the LV centre drifts across slices."""
         tissue = np.full(X.shape, AIR, dtype=np.uint8)
-        self._paint_chest(tissue, X, Y, z)
+        self._paint_body(tissue, X, Y)
+        return tissue
+
+    def render_chest(self, body: np.ndarray, X: np.ndarray, Y: np.ndarray, z: float) -> np.ndarray:
+        """Tissue map (H, W) uint8 of everything but the heart in plane z: `body` (from render_body)
+        with the liver and the pulmonary vessels of this plane added."""
+        tissue = body.copy()
+        # liver under the diaphragm dome, rising towards the apex; a thin muscular diaphragm above it
+        top = self.liver_top[0] + self.liver_top[1] * z
+        below = Y - (top - self.liver_curvature * (X - self.liver_x) ** 2)  # < 0 under the dome
+        lung = tissue == LUNG
+        tissue[lung & (below < 4.0)] = MUSCLE
+        tissue[lung & (below < 0.0)] = LIVER
+        # pulmonary vessels: bright dots where there is lung
+        for vx, vy, dx, dy, rad in self.lung_vessels:
+            _paint_disc(tissue, X, Y, vx + dx * z, vy + dy * z, rad, BLOOD, only=LUNG)
         return tissue
 
     def render_heart(self, tissue: np.ndarray, X: np.ndarray, Y: np.ndarray, z: float) -> "SliceAnatomy":
@@ -136,8 +153,9 @@ class Anatomy:
         r = np.hypot(X, Y)
         theta = np.arctan2(Y, X)
         psi = _wrap(theta - self.rv_angle)
-        r_endo = self.endo_radius(psi, z)
-        r_epi = self.epi_radius(psi, z)
+        base = self._base_endo(psi)  # = endo_radius / epi_radius without recomputing the ellipse twice
+        r_endo = base * _ellipsoid(z, self.length)
+        r_epi = (base + self.wall_thickness(psi, z)) * _ellipsoid(z, self.length + self.apex_wall)
 
         # septum-aligned coordinates for the RV
         u = r * np.cos(psi)
@@ -178,8 +196,8 @@ class Anatomy:
         return SliceAnatomy(tissue=tissue, lv=lv, psi=psi.astype(np.float32), depth=depth,
                             radius=r.astype(np.float32), wall_mm=(r_epi - r_endo).astype(np.float32))
 
-    def _paint_chest(self, tissue: np.ndarray, X: np.ndarray, Y: np.ndarray, z: float) -> None:
-        """Body, chest wall, lungs, liver, spine, aorta and lung vessels (heart painted over later)."""
+    def _paint_body(self, tissue: np.ndarray, X: np.ndarray, Y: np.ndarray) -> None:
+        """Body outline, chest wall, thoracic cavity (lung), spine with paraspinal muscles, aorta."""
         cb, sb = np.cos(self.body_angle), np.sin(self.body_angle)
         bx, by = X - self.body_centre[0], Y - self.body_centre[1]
         bu, bv = bx * cb + by * sb, -bx * sb + by * cb
@@ -199,30 +217,18 @@ class Anatomy:
         thorax = inside(-self.subcutaneous_fat - self.chest_muscle)
         tissue[thorax] = LUNG
 
-        # liver under the diaphragm dome, rising towards the apex; a thin muscular diaphragm above it
-        top = self.liver_top[0] + self.liver_top[1] * z
-        dome = top - self.liver_curvature * (X - self.liver_x) ** 2
-        tissue[thorax & (Y < dome + 4.0)] = MUSCLE
-        tissue[thorax & (Y < dome)] = LIVER
-
         # spine: vertebral body and spinous process (marrow), paraspinal muscles behind, aorta beside
         sx, sy = self.spine_centre
         r = self.spine_radius
-        body = inside(-0.5 * self.subcutaneous_fat)
+        win = _window(X, Y, sx, sy - 1.2 * r, 3.5 * r)
+        Xw, Yw, tw = X[win], Y[win], tissue[win]
+        body = inside(-0.5 * self.subcutaneous_fat)[win]
         for side in (-1.0, 1.0):
-            para = ((X - sx - side * 1.5 * r) / (1.2 * r)) ** 2 + ((Y - sy + 1.7 * r) / (1.3 * r)) ** 2 <= 1.0
-            tissue[para & body] = MUSCLE
-        tissue[((X - sx) / (0.35 * r)) ** 2 + ((Y - sy + 1.8 * r) / (0.8 * r)) ** 2 <= 1.0] = MARROW
-        tissue[(X - sx) ** 2 + (Y - sy) ** 2 <= r * r] = MARROW
-        axc, ayc = sx + self.aorta_offset[0], sy + self.aorta_offset[1]
-        tissue[(X - axc) ** 2 + (Y - ayc) ** 2 <= self.aorta_radius ** 2] = BLOOD
-
-        # pulmonary vessels: bright dots where there is lung
-        lung = tissue == LUNG
-        for vx, vy, dx, dy, rad in self.lung_vessels:
-            cx, cy = vx + dx * z, vy + dy * z
-            d2 = (X - cx) ** 2 + (Y - cy) ** 2
-            tissue[(d2 <= rad * rad) & lung] = BLOOD
+            para = ((Xw - sx - side * 1.5 * r) / (1.2 * r)) ** 2 + ((Yw - sy + 1.7 * r) / (1.3 * r)) ** 2 <= 1.0
+            tw[para & body] = MUSCLE
+        tw[((Xw - sx) / (0.35 * r)) ** 2 + ((Yw - sy + 1.8 * r) / (0.8 * r)) ** 2 <= 1.0] = MARROW
+        tw[(Xw - sx) ** 2 + (Yw - sy) ** 2 <= r * r] = MARROW
+        _paint_disc(tissue, X, Y, sx + self.aorta_offset[0], sy + self.aorta_offset[1], self.aorta_radius, BLOOD)
 
 
 @dataclass
@@ -310,6 +316,35 @@ def sample_anatomy(rng: np.random.Generator, hcm: "bool | None" = None) -> Anato
         liver_top=(liver_top0, liver_rise), liver_x=rng.uniform(-90.0, -20.0), liver_curvature=rng.uniform(0.004, 0.01),
         lung_vessels=vessels,
     )
+
+
+def _window(X: np.ndarray, Y: np.ndarray, cx: float, cy: float, radius: float) -> tuple[slice, slice]:
+    """Pixel window (rows, cols) of the affine grid (X, Y) (H, W) holding the disc of `radius` mm
+    around (cx, cy); empty slices when it lies outside. Saves evaluating small shapes on the whole plane."""
+    H, W = X.shape
+    x0, y0 = X[0, 0], Y[0, 0]
+    dxi, dyi = (X[1, 0] - x0, Y[1, 0] - y0) if H > 1 else (0.0, 1.0)
+    dxj, dyj = (X[0, 1] - x0, Y[0, 1] - y0) if W > 1 else (1.0, 0.0)
+    det = dxi * dyj - dxj * dyi
+    # pixel (i, j) of the centre: solve [dxi dxj; dyi dyj]·(i, j) = (cx − x0, cy − y0)
+    i = ((cx - x0) * dyj - (cy - y0) * dxj) / det
+    j = (dxi * (cy - y0) - dyi * (cx - x0)) / det
+    step = min(np.hypot(dxi, dyi), np.hypot(dxj, dyj))
+    half = radius / step + 1.0
+    rows = slice(int(np.clip(np.floor(i - half), 0, H)), int(np.clip(np.ceil(i + half) + 1, 0, H)))
+    cols = slice(int(np.clip(np.floor(j - half), 0, W)), int(np.clip(np.ceil(j + half) + 1, 0, W)))
+    return rows, cols
+
+
+def _paint_disc(tissue: np.ndarray, X: np.ndarray, Y: np.ndarray, cx: float, cy: float, radius: float,
+                code: int, only: "int | None" = None) -> None:
+    """Set tissue to `code` inside the disc (cx, cy, radius mm), optionally only over tissue `only`."""
+    win = _window(X, Y, cx, cy, radius)
+    d2 = (X[win] - cx) ** 2 + (Y[win] - cy) ** 2
+    mask = d2 <= radius * radius
+    if only is not None:
+        mask &= tissue[win] == only
+    tissue[win][mask] = code
 
 
 def _ellipsoid(z: float, half_length: float) -> float:

@@ -86,9 +86,11 @@ def generate_case(seed: int, **overrides) -> PhantomCase:
     # through-plane partial volume: the heart (where it matters) is averaged over three planes
     # spread across the slice thickness; the rest of the chest changes too slowly to bother
     offsets = (0.0, -geom.slice_thickness / 3.0, geom.slice_thickness / 3.0)
+    z_mid = float(geom.z[n // 2])
+    body = anat.render_body(*_anatomical_grid(geom, anat, x, y, z_mid))
     for k, zk in enumerate(geom.z):
         X, Y = _anatomical_grid(geom, anat, x, y, zk)
-        chest = anat.render_chest(X, Y, zk)
+        chest = anat.render_chest(body, X, Y, zk)
         sig = signals[chest]
         sig *= 1.0 + TEXTURE[chest] * texture[k]
         rows, cols = _heart_box(geom, anat, zk, (H, W))
