@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3, as the paper)")
     p.add_argument("--crop", type=int, help="training crop size in pixels, multiple of 16 (default: the preset's)")
     p.add_argument("--channels", help="comma-separated U-Net widths, e.g. 16,32,64,128,256 (default: the preset's)")
-    p.add_argument("--spacing-mm", type=float, default=1.6, help="in-plane pixel size slices are resampled to (default: 1.6)")
+    p.add_argument("--spacing-mm", type=float, default=1.75, help="in-plane pixel size slices are resampled to (default: 1.75)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of cases held out for validation (default: 0.2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the case split, initial weights and augmentation")
     p.add_argument("--layout", default="auto", choices=["auto", "emidec", "myops", "generic"])
@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default: 0)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap the batches per epoch (quick runs)")
+    p.add_argument("--validate-every", type=int, default=None, help="epochs between validations (default: the preset's; the last epoch always)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT/training after an interruption")
     p.add_argument("--progress", action="store_true", help="print PROGRESS lines on stderr")
 
@@ -48,7 +49,7 @@ def run(args) -> int:
         args.data, args.out, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
         channels=channels, spacing_mm=args.spacing_mm, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
         resume=args.resume, workers=args.workers, layout=args.layout, steps_per_epoch=args.steps_per_epoch,
-        command=command, progress=cli_progress if args.progress else no_progress,
+        validate_every=args.validate_every, command=command, progress=cli_progress if args.progress else no_progress,
     )
     if summary["val_dice"] is not None:
         print(f"validation Dice {summary['val_dice']:.4f} (epoch {summary['best_epoch']}) → {summary['model']}", flush=True)

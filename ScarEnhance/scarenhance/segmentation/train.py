@@ -55,6 +55,7 @@ def train_segmentation(
     workers: int = 0,
     layout: str = "auto",
     steps_per_epoch: "int | None" = None,
+    validate_every: "int | None" = None,
     work_dir: "str | Path | None" = None,
     command: "str | None" = None,
     progress: ProgressFn = no_progress,
@@ -63,10 +64,13 @@ def train_segmentation(
 ) -> dict:
     """Train and write the model folder `out`; returns a summary dict (also in the model's metadata).
 
-    preset: "cpu-small" (default) or "gpu-paper"; epochs, batch_size, crop and channels override it.
+    preset: "cpu-small" (default) or "gpu-paper"; epochs, batch_size, crop, channels and
+    validate_every (epochs between validations; the last epoch is always validated) override it.
     resume: continue the run in OUT/training; without it an existing model or run in OUT is an
     InputError (nothing is overwritten). Under torchrun, batch_size is per process.
     """
+    import warnings
+
     from monai.losses import DiceCELoss
 
     from ..bundle import METADATA
@@ -82,6 +86,7 @@ def train_segmentation(
     epochs = int(epochs or p["epochs"])
     batch_size = int(batch_size or p["batch_size"])
     crop = int(crop or p["crop"])
+    validate_every = int(validate_every or p["validate_every"])
     if epochs < 1 or batch_size < 1 or lr <= 0 or spacing_mm <= 0:
         raise InputError("epochs, batch size, learning rate and spacing must be positive")
     if crop % 16:
@@ -104,6 +109,8 @@ def train_segmentation(
                 f"{len(val_cases)} validation cases, {spacing_mm} mm pixels, preset {preset}, device {ctx.device}"
                 + (f", {ctx.world_size} processes" if ctx.is_distributed else ""))
 
+        # slices beyond the apex have no heart: the pos/neg crop falls back to background crops, as intended
+        warnings.filterwarnings("ignore", message="Num foregrounds 0")
         transform = train_transforms(crop)
         transform.set_random_state(seed + 1000 * ctx.rank)  # different augmentations per rank
         dataset = slice_dataset(train_cases, transform)
@@ -141,7 +148,8 @@ def train_segmentation(
         result = fit(
             model, optimizer, loader, train_step, validate if val_cases else None,
             config=FitConfig(epochs=epochs, checkpoint_dir=work, log_dir=work / "tensorboard", metric_name="val_dice",
-                             resume=resume, max_steps_per_epoch=steps_per_epoch, desc="train-seg"),
+                             resume=resume, max_steps_per_epoch=steps_per_epoch, validate_every=validate_every,
+                             desc="train-seg"),
             ctx=ctx, scheduler=scheduler, progress=scaled(progress, 0.05, 1.0), cancel=cancel, log=log,
             on_best=lambda epoch, metric, weights: write_model(weights, metric, epoch, []),
         )

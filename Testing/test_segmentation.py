@@ -1,0 +1,249 @@
+"""Heart segmentation: post-processing in mm, case split, training + resume, geometry, model errors, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from scarenhance import cli
+from scarenhance.bundle import WEIGHTS, METADATA, save_bundle
+from scarenhance.errors import InputError, ModelError
+from scarenhance.segmentation import load_segmentation_model, segment_heart
+from scarenhance.segmentation import network as N
+from scarenhance.segmentation import postprocess as P
+from scarenhance.segmentation.data import CaseSlices, split_cases
+from scarenhance.segmentation.train import dice_score, train_segmentation
+
+torch.set_num_threads(1)
+
+
+# ---- post-processing ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sitk_spacing", [(1.4, 0.7, 8.0), (10.0, 0.7, 1.4)])
+def test_dilation_grows_by_the_requested_mm_on_an_anisotropic_grid(sitk_spacing):
+    """A 0.7 × 1.4 mm in-plane grid: 5 mm is 7 rows of 0.7 mm but only 3 columns of 1.4 mm.
+    The second case has the slices along x (the largest spacing), as in a sagittal-stored stack."""
+    spacing = sitk_spacing[::-1]  # numpy order
+    slice_axis = int(np.argmax(spacing))
+    shape = [40, 40, 40]
+    shape[slice_axis] = 3
+    mask = np.zeros(shape, dtype=np.uint8)
+    box = [slice(15, 25)] * 3
+    box[slice_axis] = slice(1, 2)  # one slice only: dilation must stay in-plane
+    mask[tuple(box)] = 1
+    image = sitk.GetImageFromArray(mask)
+    image.SetSpacing(sitk_spacing)
+    grown = sitk.GetArrayFromImage(P.clean_mask_image(image, dilate_mm=5.0)).astype(bool)
+    assert grown.any(axis=tuple(a for a in range(3) if a != slice_axis)).sum() == 1, "dilation leaked across slices"
+    for axis in range(3):
+        if axis == slice_axis:
+            continue
+        other = tuple(a for a in range(3) if a != axis)
+        before = np.flatnonzero(mask.any(axis=other))
+        after = np.flatnonzero(grown.any(axis=other))
+        growth_mm = (before[0] - after[0]) * spacing[axis]
+        assert growth_mm == pytest.approx((after[-1] - before[-1]) * spacing[axis])  # symmetric
+        assert 5.0 - spacing[axis] < growth_mm <= 5.0 + 1e-9, (axis, growth_mm)
+    # a disk in mm, not a square in pixels: the corner pixels 5 mm diagonally away stay out
+    assert grown.sum() < mask.sum() + 2 * (7 + 3) * 10 + 4 * 7 * 3
+
+
+def test_dilation_by_zero_is_identity_and_negative_is_an_error():
+    mask = np.zeros((2, 8, 8), bool)
+    mask[0, 3:5, 3:5] = True
+    assert np.array_equal(P.dilate_in_plane(mask, (5.0, 1.0, 1.0), 0, 0.0), mask)
+    with pytest.raises(InputError, match="≥ 0 mm"):
+        P.dilate_in_plane(mask, (5.0, 1.0, 1.0), 0, -1.0)
+
+
+def test_largest_component_and_holes_filled_per_slice():
+    mask = np.zeros((3, 30, 30), bool)
+    mask[0:3, 5:20, 5:20] = True  # the heart: one 3D component over three slices ...
+    mask[1, 10:14, 10:14] = False  # ... with a hole in the middle slice
+    mask[1, 25:28, 25:28] = True  # a small separate blob (false positive)
+    mask[2, 0, 29] = True
+    out = P.clean_mask(mask, (8.0, 1.0, 1.0), slice_axis=0)
+    expected = np.zeros_like(mask)
+    expected[0:3, 5:20, 5:20] = True
+    assert out.dtype == np.uint8 and np.array_equal(out.astype(bool), expected)
+    assert not P.clean_mask(np.zeros((2, 5, 5), bool), (8.0, 1.0, 1.0), 0).any()
+
+
+def test_dice_score():
+    a = np.zeros((4, 4), bool)
+    b = a.copy()
+    assert dice_score(a, b) == 1.0
+    a[:2] = True
+    b[1:3] = True
+    assert dice_score(a, b) == pytest.approx(0.5)
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+
+def test_split_is_by_case_seeded_and_disjoint():
+    cases = [CaseSlices(f"Case_{i:03d}", np.zeros((3, 16, 16), np.float32), np.zeros((3, 16, 16), np.uint8)) for i in range(10)]
+    train, val = split_cases(cases, 0.2, seed=0)
+    assert len(val) == 2 and len(train) == 8
+    assert {c.name for c in train}.isdisjoint({c.name for c in val})
+    again = split_cases(list(reversed(cases)), 0.2, seed=0)  # order of reading does not matter
+    assert [c.name for c in again[1]] == [c.name for c in val]
+    assert any([c.name for c in split_cases(cases, 0.2, seed=s)[1]] != [c.name for c in val] for s in range(1, 6))
+    assert split_cases(cases[:1], 0.2)[1] == []
+
+
+def test_network_presets():
+    small = N.build(N.network_def("cpu-small"))
+    assert sum(p.numel() for p in small.parameters()) < 1_000_000  # the shipped model stays a few MB
+    paper = N.network_def("gpu-paper")
+    assert paper["channels"] == [64, 128, 256, 512, 1024] and paper["strides"] == [2, 2, 2, 2]
+    assert small(torch.zeros(2, 1, 48, 64)).shape == (2, 1, 48, 64)
+    with pytest.raises(InputError, match="unknown segmentation preset"):
+        N.network_def("huge")
+
+
+# ---- training, resume, model folder --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from scarenhance.phantom import write_cases
+
+    root = tmp_path_factory.mktemp("tiny")
+    write_cases(root, 4, seed=424242, size=(80, 80), spacing=2.2, n_slices=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "seg"
+    lines = []
+    summary = train_segmentation(tiny_data, out, epochs=3, batch_size=4, crop=48, steps_per_epoch=4, spacing_mm=2.5,
+                                 channels=(4, 8, 16, 32, 64), val_fraction=0.25, device="cpu", lr=3e-3,
+                                 command="pytest", log=lines.append)
+    return out, summary, lines
+
+
+def test_training_writes_a_model_folder_and_the_loss_falls(trained):
+    out, summary, lines = trained
+    meta = json.loads((out / METADATA).read_text())
+    history = meta["scarenhance"]["training"]["history"]
+    assert len(history) == 3 and history[-1]["loss"] < history[0]["loss"], history
+    assert summary["train_cases"] == 3 and summary["val_cases"] == 1
+    se = meta["scarenhance"]
+    assert se["kind"] == "heart-segmentation" and se["input"]["spacing_mm"] == 2.5 and se["training"]["command"] == "pytest"
+    assert se["validation"]["dice"] == pytest.approx(summary["val_dice"]) and se["validation"]["cases"] == 1
+    assert meta["version"] and json.loads((out / "configs/inference.json").read_text())["network_def"]["channels"] == [4, 8, 16, 32, 64]
+    assert sum("train-seg epoch" in line for line in lines) == 3
+    assert any((out / "training/tensorboard").iterdir())
+
+
+def test_resume_continues_and_a_second_run_never_overwrites(trained, tiny_data):
+    out, summary, _ = trained
+    with pytest.raises(InputError, match="--resume"):
+        train_segmentation(tiny_data, out, epochs=3, device="cpu")
+    lines = []
+    more = train_segmentation(tiny_data, out, epochs=4, batch_size=4, crop=48, steps_per_epoch=4, spacing_mm=2.5,
+                              channels=(4, 8, 16, 32, 64), val_fraction=0.25, device="cpu", lr=3e-3, resume=True,
+                              log=lines.append)
+    assert "resuming after epoch 3/4" in lines[1]
+    assert sum("train-seg epoch" in line for line in lines) == 1 and more["epochs"] == 4
+    state = torch.load(out / "training/latest.pt", weights_only=True)
+    # 3 training cases × 3 slices in batches of 4, the partial batch dropped: 2 steps per epoch, 4 epochs
+    assert state["epoch"] == 3 and state["optimizer"]["state"][0]["step"].item() == 4 * 2
+
+
+def oblique_phantom(seed=5, **kw):
+    from scarenhance.phantom import generate_case
+
+    case = generate_case(seed, oblique=True, size=(72, 64), spacing=2.1, n_slices=3, **kw)
+    return case
+
+
+def test_segment_heart_output_is_in_the_input_geometry(trained):
+    out, _, _ = trained
+    image = oblique_phantom().image
+    # put the slices on the first image axis, as a volume stored slice-axis-first would have them
+    permuted = sitk.PermuteAxes(image, [2, 0, 1])
+    for img in (image, permuted):
+        mask = segment_heart(img, model=out, device="cpu", dilate_mm=2.0)
+        assert mask.GetPixelID() == sitk.sitkUInt8
+        assert mask.GetSize() == img.GetSize()
+        assert np.allclose(mask.GetSpacing(), img.GetSpacing())
+        assert np.allclose(mask.GetOrigin(), img.GetOrigin())
+        assert np.allclose(mask.GetDirection(), img.GetDirection())
+        assert set(np.unique(sitk.GetArrayViewFromImage(mask))) <= {0, 1}
+
+
+def test_segment_cli_writes_the_mask_and_refuses_to_overwrite(trained, tmp_path, capsys):
+    out, _, _ = trained
+    src = tmp_path / "lge.nii.gz"
+    sitk.WriteImage(oblique_phantom(6).image, str(src))
+    dst = tmp_path / "mask.nii.gz"
+    assert cli.main(["segment", "--input", str(src), "--output", str(dst), "--model", str(out), "--device", "cpu"]) == 0
+    assert sitk.ReadImage(str(dst)).GetSize() == sitk.ReadImage(str(src)).GetSize()
+    assert cli.main(["segment", "--input", str(src), "--output", str(dst), "--model", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_device_cuda_without_gpu_is_a_clear_error(tmp_path, capsys):
+    src = tmp_path / "lge.nii.gz"
+    sitk.WriteImage(oblique_phantom(7).image, str(src))
+    assert cli.main(["segment", "--input", str(src), "--output", str(tmp_path / "m.nii.gz"), "--device", "cuda"]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        segment_heart(sitk.ReadImage(str(src)), device="cuda")
+    assert not (tmp_path / "m.nii.gz").exists()
+
+
+# ---- model folder errors --------------------------------------------------------------------------
+
+
+def small_model_folder(path: Path) -> Path:
+    definition = N.network_def("cpu-small", channels=(4, 8, 16, 32, 64))
+    meta = {"version": "0.0.1", "scarenhance": {"kind": "heart-segmentation", "input": {"spacing_mm": 2.0, "multiple_of": 16}}}
+    return save_bundle(path, N.build(definition), definition, meta)
+
+
+def test_checksum_mismatch_is_a_clear_model_error(tmp_path):
+    folder = small_model_folder(tmp_path / "m")
+    weights = folder / WEIGHTS
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        load_segmentation_model(folder)
+
+
+def test_truncated_weights_file_is_a_clear_model_error(tmp_path):
+    folder = small_model_folder(tmp_path / "m")
+    weights = folder / WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelError, match="model.pt.*(checksum mismatch|truncated)"):
+        load_segmentation_model(folder)
+    # the same truncated file with metadata claiming its checksum: torch must not crash deep inside
+    meta = json.loads((folder / METADATA).read_text())
+    from scarenhance.bundle import sha256_file
+
+    meta["scarenhance"]["weights_sha256"] = sha256_file(weights)
+    (folder / METADATA).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="model.pt"):
+        load_segmentation_model(folder)
+
+
+def test_a_model_of_another_kind_or_a_missing_folder_is_refused(tmp_path):
+    folder = small_model_folder(tmp_path / "m")
+    meta = json.loads((folder / METADATA).read_text())
+    meta["scarenhance"]["kind"] = "scar-diffusion"
+    (folder / METADATA).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="'scar-diffusion' model"):
+        load_segmentation_model(folder)
+    with pytest.raises(ModelError, match="no model folder"):
+        load_segmentation_model(str(tmp_path / "nowhere"))
