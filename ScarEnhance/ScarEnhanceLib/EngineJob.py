@@ -35,11 +35,13 @@ def describeDevice(requested: str, logLines, fellBack: bool) -> str:
             ran = match.group(1).lower()
     if requested == "cpu":
         return "Ran on the CPU (chosen under Advanced → Device)."
+    if requested.startswith("cuda"):
+        return "Ran on the GPU (CUDA, chosen under Advanced → Device)."
     if ran and ran.startswith("cuda"):
         return "Ran on the GPU (CUDA)."
     if ran == "cpu":
         return "Ran on the CPU: PyTorch sees no CUDA GPU on this computer."
-    return f"Device: {requested}."
+    return "Ran on the GPU when PyTorch sees one, else on the CPU."
 
 
 def errorMessage(logLines) -> str:
@@ -74,6 +76,7 @@ class EngineJob:
         self.onStateChanged: Optional[Callable[[PanelState], None]] = None
         self.runner: Optional[ProcessRunner] = None
         self._fellBack = False
+        self._deviceMentions: list[str] = []  # progress messages that name the device ("… on cuda")
         self._startTime = 0.0
 
     @property
@@ -108,7 +111,7 @@ class EngineJob:
             self._fellBack = True
             self._launch(_withDevice(self.args, "cpu"))
             return True
-        self.deviceMessage = describeDevice(self.device, runner.logLines, self._fellBack)
+        self.deviceMessage = describeDevice(self.device, [*self._deviceMentions, *runner.logLines], self._fellBack)
         if runner.status is RunStatus.SUCCEEDED:
             self._setState(PanelState.IMPORTING)
             try:
@@ -147,6 +150,8 @@ class EngineJob:
 
     def _progress(self, progress: Progress) -> None:
         self.progress = progress
+        if DEVICE_LINE.search(progress.message):
+            self._deviceMentions.append(progress.message)
         if self.onProgress:
             self.onProgress(progress)
 

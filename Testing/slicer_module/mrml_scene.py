@@ -54,7 +54,10 @@ class SlicerCoreScene:
         self.app_logic = app_logic
 
     def install(self):
-        """Make this scene Slicer's current scene (`slicer.mrmlScene`, `slicer.modules.*.logic()`)."""
+        """Make this scene Slicer's current scene (`slicer.mrmlScene`, `slicer.modules.*.logic()`).
+        The installed object is kept alive here: its application logic must outlive every use."""
+        global _installed
+        _installed = self
         self._saved = (getattr(slicer, "mrmlScene", None), getattr(slicer, "modules", None))
         slicer.mrmlScene = self.scene
         slicer.modules = types.SimpleNamespace(
@@ -66,5 +69,10 @@ class SlicerCoreScene:
         return self
 
     def uninstall(self):
+        global _installed
         slicer.mrmlScene, slicer.modules = self._saved
         self.scene.Clear(1)
+        _installed = None
+
+
+_installed = None
