@@ -37,7 +37,7 @@ except ImportError:  # Slicer before 5.4, or no Slicer
 
 # Settings small enough for a self-test on a CPU in about a minute (not for real models).
 SMOKE_OVERRIDES = [
-    "segmentation.epochs=1", "segmentation.batch_size=4",
+    "segmentation.epochs=1", "segmentation.batch_size=4", "segmentation.crop=64", "segmentation.steps_per_epoch=2",
     "diffusion.epochs=1", "diffusion.batch_size=4", "diffusion.crop_size=32", "diffusion.samples_per_epoch=4",
     "diffusion.val_crops=4", "diffusion.sample_every=0", "diffusion.roi_source=\"labels\"",
     "evaluation.k=2", "evaluation.steps=2", "evaluation.lam=20", "evaluation.lam_sweep=[5,20]",

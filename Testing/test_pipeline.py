@@ -122,3 +122,95 @@ def test_a_non_empty_folder_without_a_run_is_refused(tmp_path, recorded):
     with pytest.raises(InputError, match="not empty"):
         run_pipeline(_options(tmp_path), log=lambda line: None)
     assert (tmp_path / "run" / "precious.nii.gz").read_bytes() == b"x"
+
+
+# ---- the real pipeline in child processes, through ScarEnhanceTraining's logic --------------------
+
+TINY = [
+    "segmentation.epochs=1", "segmentation.batch_size=4", "segmentation.crop=64", "segmentation.steps_per_epoch=2",
+    "diffusion.epochs=8", "diffusion.batch_size=4", "diffusion.crop_size=32", "diffusion.samples_per_epoch=4",
+    "diffusion.val_crops=4", "diffusion.sample_every=0", 'diffusion.roi_source="labels"',
+    "evaluation.k=2", "evaluation.steps=2", "evaluation.lam=20", "evaluation.lam_sweep=[5,20]",
+]
+
+
+@pytest.fixture(scope="module")
+def training_module():
+    sys.path[:0] = [str(ROOT / "ScarEnhanceTraining"), str(ROOT / "ScarEnhance")]
+    try:
+        from ScarEnhanceLib.ModelRegistry import ModelRegistry
+        from ScarEnhanceLib.ProcessRunner import RunStatus
+        from ScarEnhanceTrainingLib.TrainingLogic import TrainingLogic, TrainingParameters
+
+        yield TrainingLogic, TrainingParameters, RunStatus, ModelRegistry
+    finally:
+        del sys.path[:2]
+
+
+def _single_threaded_runner(argv):
+    """ProcessRunner with OMP_NUM_THREADS=1: CI has 2 cores, and oversubscribed torch threads crawl."""
+    from ScarEnhanceLib.ProcessRunner import ProcessRunner, engineEnvironment
+
+    return ProcessRunner(argv, env={**engineEnvironment(), "OMP_NUM_THREADS": "1"})
+
+
+def test_interrupt_and_resume_the_real_pipeline(tmp_path, training_module):
+    from scarenhance.phantom import write_cases
+
+    TrainingLogic, TrainingParameters, RunStatus, ModelRegistry = training_module
+    write_cases(tmp_path / "data", n=4, seed=9100, n_slices=4, size=(96, 96))
+    run = tmp_path / "run"
+    logic = TrainingLogic(registry=ModelRegistry(tmp_path / "registry"), runnerFactory=_single_threaded_runner)
+
+    def params(**kw):
+        return TrainingParameters(str(tmp_path / "data"), str(run), device="cpu", overrides=TINY, **kw)
+
+    # 1. stop after step 2
+    first = logic.run(params(stopAfter="segmentation"), timeoutS=240)
+    assert first.succeeded, first.error
+    assert first.stepsDone == ["targets", "segmentation"]
+    seg_weights = run / "models" / "run-heart-seg" / "models" / "model.pt"
+    target_file = run / "targets" / "Case_001.nii.gz"
+    stamps = {p: p.stat().st_mtime_ns for p in (seg_weights, target_file)}
+    assert not (run / "models" / "run-scar-diffusion").exists()
+
+    # 2. resume, and cancel the diffusion training once its first epoch checkpoint exists
+    latest = run / "models" / "run-scar-diffusion" / "training" / "latest.pt"
+    runner = logic.start(params(resume=True))
+    deadline = time.monotonic() + 180
+    while not latest.exists() and not runner.finished and time.monotonic() < deadline:
+        runner.poll()
+        time.sleep(0.05)
+    assert latest.exists(), runner.errorSummary()
+    logic.cancel()
+    assert runner.wait(timeoutS=30) == RunStatus.CANCELLED
+    import torch
+
+    cut = torch.load(latest, weights_only=True)["epoch"] + 1
+    assert 1 <= cut < 8, "the cancel came too late to test a resume inside the step"
+    state = logic.readState(run)
+    assert [state["steps"][s]["status"] for s in ("targets", "segmentation", "diffusion", "evaluation")] == \
+        ["done", "done", "running", "pending"]
+
+    # 3. resume again: only the diffusion step (from its checkpoint) and the evaluation run
+    lines = []
+    final = logic.run(params(resume=True), onLog=lines.append, timeoutS=240, importModels=True)
+    assert final.succeeded, final.error + "\n".join(lines[-20:])
+    assert final.stepsDone == ["targets", "segmentation", "diffusion", "evaluation"]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished steps were not redone
+    assert any("done already" in l and "[segmentation]" in l for l in lines)
+    assert any(f"resuming after epoch {cut}/8" in l for l in lines), "\n".join(lines)
+    history = torch.load(latest, weights_only=True)["history"]
+    assert [h["epoch"] for h in history] == list(range(8))  # one history: epochs before the cut were kept
+    steps = final.state["steps"]
+    assert (steps["segmentation"]["runs"], steps["diffusion"]["runs"], steps["evaluation"]["runs"]) == (1, 2, 1)
+    report = json.loads((run / "report" / "report.json").read_text())
+    assert report["summary"]["n_cases"] == len(steps["evaluation"]["outputs"]["cases"]) >= 1  # held-out cases only
+    assert final.reportPath == run / "report" / "report.md"
+
+    # 4. the models went into the registry, checked, without their checkpoints
+    ids = {m.id: m for m in logic.registry.models()}
+    assert {"run-heart-seg", "run-scar-diffusion"} <= set(ids)
+    for model_id in ("run-heart-seg", "run-scar-diffusion"):
+        logic.registry.verify(ids[model_id])
+        assert not (ids[model_id].folder / "training").exists()

@@ -35,8 +35,8 @@ STEPS = ("targets", "segmentation", "diffusion", "evaluation")
 STATE_FILE = "pipeline.json"
 FORMAT = 1
 
-# Per-step settings. Keys are fields of the step's config (SegmentationTrainConfig, DiffusionTrainConfig,
-# evaluation.report.EvalSettings). `--set step.key=value` changes any of them.
+# Per-step settings. Keys are keyword arguments of segmentation.train.train_segmentation and fields of
+# diffusion.train.DiffusionTrainConfig and evaluation.report.EvalSettings. `--set step.key=value` changes any of them.
 PRESETS: dict[str, dict] = {
     # A 2-core CPU in a few hours for ~40 cases; fast DDIM sampling in the evaluation.
     "cpu-small": {
@@ -234,11 +234,11 @@ def _targets(options, settings, state, resuming, ctx, progress, cancel, log) -> 
 
 
 def _segmentation(options, settings, state, resuming, ctx, progress, cancel, log) -> dict:
-    from .segmentation.train import SegmentationTrainConfig, train_segmentation
+    from .segmentation.train import train_segmentation
 
     folder = options.model_dir("segmentation")
-    config = _config(SegmentationTrainConfig, settings["segmentation"], "segmentation")
-    summary = train_segmentation(options.data, folder, config, layout=options.layout, device=options.device,
+    kwargs = _keywords(train_segmentation, settings["segmentation"], "segmentation")
+    summary = train_segmentation(options.data, folder, **kwargs, layout=options.layout, device=options.device,
                                  resume=resuming, command=options.command, progress=progress, cancel=cancel)
     return {"model": str(folder), "summary": _jsonable(summary)}
 
@@ -298,6 +298,21 @@ def _config(cls, values: dict, step: str):
         raise InputError(f"unknown {step} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values = {k: tuple(v) if isinstance(v, list) and k == "lam_sweep" else v for k, v in values.items()}
     return cls(**values)
+
+
+# Arguments of a trainer that the pipeline itself passes (not settings).
+_PIPELINE_ARGUMENTS = {"data", "out", "layout", "device", "resume", "command", "progress", "cancel", "log", "work_dir"}
+
+
+def _keywords(function, values: dict, step: str) -> dict:
+    """`values` checked against the keyword parameters of `function` (a trainer that takes no config class)."""
+    import inspect
+
+    known = set(inspect.signature(function).parameters) - _PIPELINE_ARGUMENTS
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"unknown {step} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
 def _jsonable(value):

@@ -64,7 +64,7 @@ def _describe(model) -> dict:
     """Folder, id, version and weights SHA-256 of a loaded model (whatever of it the model carries)."""
     meta = getattr(model, "metadata", None) or {}
     info = meta.get("scarenhance", {})
-    folder = getattr(model, "model_dir", None)
+    folder = getattr(model, "model_dir", None) or getattr(model, "path", None)
     return {
         "folder": str(folder) if folder is not None else None,
         "id": info.get("id") or (Path(folder).name if folder is not None else None),
