@@ -150,6 +150,16 @@ class ModelRegistry:
 
         return self.verify(self._fromFolder(fetch_model(url, self.userDir, sha256=sha256), shipped=False))
 
+    def fetch(self, info: ModelInfo) -> ModelInfo:
+        """Download a registered model that is not on this computer yet (its entry has a url), then
+        check the weights against the registry's SHA-256."""
+        if info.installed:
+            return self.verify(info)
+        if not info.url:
+            raise ModelError(f"model {info.id} is not installed and its registry entry has no url", info.folder)
+        self.download(info.url)
+        return self.verify(info)
+
     # -- internals -------------------------------------------------------------------------------
     def _shipped(self) -> list[ModelInfo]:
         if not self.shippedRegistry.is_file():

@@ -211,8 +211,26 @@ class ScarEnhancePanel(VTKObservationMixin):
             self._setStatus(_("Imported model {id} ({kind}); its checksum is verified.").format(id=info.id, kind=info.kind))
 
     # -- actions ---------------------------------------------------------------------------------
+    def _ensureModel(self, modelId: str, kind: str) -> bool:
+        """A registered model that is not downloaded yet is fetched, with the user's consent."""
+        try:
+            info = self.registry.find(modelId or None, kind)
+        except ScarEnhanceError:
+            return True  # reported with the rest when the job is made
+        if info.installed or not info.url:
+            return True
+        if not self._confirm(_("The model {id} is not on this computer yet. Download it now from {url}?").format(id=info.id, url=info.url)):
+            return False
+        with slicer.util.tryWithErrorDisplay(_("The model could not be downloaded."), waitCursor=True):
+            self.registry.fetch(info)
+            self._fillModelLists()
+            return True
+        return False
+
     def onSegmentHeart(self) -> None:
         if self._cancelIfRunning(self.ui.segmentHeartButton) or not self._ensureDependencies():
+            return
+        if not self._ensureModel(self._param.segmentationModel, SEGMENTATION):
             return
         p = self._param
         self._start(self.ui.segmentHeartButton, lambda: self.logic.segmentHeartAsync(p.inputVolume, p.segmentOptions(p.segmentationModel or None)),
@@ -220,6 +238,8 @@ class ScarEnhancePanel(VTKObservationMixin):
 
     def onEnhanceScar(self) -> None:
         if self._cancelIfRunning(self.ui.enhanceScarButton) or not self._ensureDependencies():
+            return
+        if not self._ensureModel(self._param.diffusionModel, DIFFUSION):
             return
         p = self._param
         self._start(self.ui.enhanceScarButton, lambda: self.logic.enhanceScarAsync(

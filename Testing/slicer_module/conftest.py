@@ -66,27 +66,13 @@ def phantom_volume(scene, tmp_path):
     return node
 
 
-def make_model_folder(folder: Path, kind: str, payload: bytes = b"weights") -> Path:
-    """A model folder in the bundle layout (configs/metadata.json + models/model.pt) with its checksum."""
-    import hashlib
-    import json
-
-    (folder / "models").mkdir(parents=True)
-    (folder / "configs").mkdir()
-    (folder / "models" / "model.pt").write_bytes(payload)
-    meta = {"version": "0.1.0", "description": f"test {kind} model",
-            "scarenhance": {"kind": kind, "weights_sha256": hashlib.sha256(payload).hexdigest()}}
-    (folder / "configs" / "metadata.json").write_text(json.dumps(meta))
-    (folder / "configs" / "inference.json").write_text(json.dumps({"network_def": {"_target_": "monai.networks.nets.UNet"}}))
-    return folder
-
-
 @pytest.fixture
 def fake_registry(tmp_path):
     """A ModelRegistry with one shipped model of each kind (registry.json + folders) and an empty user folder."""
     import hashlib
     import json
 
+    from model_folders import make_model_folder
     from ScarEnhanceLib.ModelRegistry import DIFFUSION, SEGMENTATION, ModelRegistry
 
     shipped = tmp_path / "shipped"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_model_folder
+from model_folders import make_model_folder
 from scarenhance.errors import ModelError
 from ScarEnhanceLib import InstallLogic as install
 from ScarEnhanceLib.ModelRegistry import DIFFUSION, SEGMENTATION, SHIPPED_REGISTRY, ModelRegistry
@@ -119,3 +119,40 @@ def test_missing_packages_are_installed_only_with_consent_and_slicers_own_pinned
     pins = dict(line.split("==") for line in call["constraints"].split())
     for name in install.PROTECTED:
         assert pins[name] == install.installedVersion(name)  # pip may not replace Slicer's SimpleITK, numpy, torch
+
+
+def test_a_registered_model_with_a_url_is_fetched_and_checked(tmp_path):
+    """A registry entry whose folder is not shipped: listed as needing a download, fetched into the
+    user folder, then held to the registry's SHA-256."""
+    import json
+
+    source = make_model_folder(tmp_path / "src" / "scar-ddpm-big", DIFFUSION, payload=b"big weights")
+    archive = tmp_path / "scar-ddpm-big.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname=source.name)
+    registry_file = tmp_path / "shipped" / "registry.json"
+    registry_file.parent.mkdir()
+    entry = {"id": "scar-ddpm-big", "kind": DIFFUSION, "version": "2.0", "description": "GPU model", "folder": "scar-ddpm-big",
+             "sha256": hashlib.sha256(b"big weights").hexdigest(), "url": archive.as_uri(), "default": True}
+    registry_file.write_text(json.dumps({"models": [entry]}))
+    registry = ModelRegistry(userDir=tmp_path / "user", shippedRegistry=registry_file)
+    info = registry.find(None, DIFFUSION)
+    assert not info.installed and "download needed" in info.label
+    with pytest.raises(ModelError, match="can be downloaded"):
+        registry.verify(info)
+    fetched = registry.fetch(info)
+    assert fetched.installed and fetched.folder == tmp_path / "user" / "scar-ddpm-big"
+    assert registry.resolve(None, DIFFUSION) == fetched.folder
+    assert [m.id for m in registry.models()] == ["scar-ddpm-big"]  # not listed twice
+
+
+def test_sample_data_phantom_is_an_lge_volume(tmp_path):
+    import SimpleITK as sitk
+
+    from ScarEnhanceLib.SampleData import THUMBNAIL, writePhantom
+
+    path = writePhantom(tmp_path / "cache" / "phantom.nrrd")
+    image = sitk.ReadImage(str(path))
+    assert image.GetDimension() == 3 and image.GetPixelID() == sitk.sitkInt16 and 2 <= image.GetSize()[2] <= 16
+    assert sorted(p.name for p in path.parent.iterdir()) == ["phantom.nrrd"]  # no partial file left
+    assert THUMBNAIL.is_file()
