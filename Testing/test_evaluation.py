@@ -341,3 +341,46 @@ def test_report_refuses_to_overwrite(evaluated):
     with pytest.raises(InputError, match="--overwrite"):
         evaluate_dataset(data, models, report_dir, log=lambda line: None)
     assert (report_dir / "report.json").read_bytes() == before
+
+
+# ---- the command line, with small untrained model folders ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def untrained_models(tmp_path_factory):
+    """Model folders in the bundle layout holding untrained networks of the shipped architectures."""
+    from scarenhance.bundle import save_bundle
+    from scarenhance.diffusion.network import ConditionalDenoiser, network_def
+    from scarenhance.segmentation import network as seg_network
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    seg_def = seg_network.network_def("cpu-small")
+    save_bundle(root / "seg", seg_network.build(seg_def), seg_def,
+                {"scarenhance": {"kind": "heart-segmentation", "input": {"spacing_mm": 1.6, "multiple_of": 16}}})
+    save_bundle(root / "diffusion", ConditionalDenoiser("cpu-small"), network_def("cpu-small"), {"scarenhance": {"kind": "scar-diffusion"}})
+    return root / "seg", root / "diffusion"
+
+
+def test_evaluate_command(tmp_path, untrained_models, capsys):
+    from scarenhance.cli import main
+    from scarenhance.phantom import write_cases
+
+    write_cases(tmp_path / "data", n=2, seed=4343, n_slices=3, size=(80, 80))
+    seg, diffusion = untrained_models
+    args = ["evaluate", "--data", str(tmp_path / "data"), "--report", str(tmp_path / "report"), "--seg-model", str(seg),
+            "--diffusion-model", str(diffusion), "--k", "2", "--steps", "2", "--lam", "20", "--lam-sweep", "none",
+            "--device", "cpu"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "LPIPS unavailable" in out and "CNR(scar,myo)" in out
+    assert "PROGRESS 1.0000" in err
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    meta = json.loads((diffusion / "configs" / "metadata.json").read_text())
+    assert report["models"]["diffusion"]["weights_sha256"] == meta["scarenhance"]["weights_sha256"]
+    assert report["summary"]["n_cases"] == 2 and report["lambda_sweep"] == {}
+    assert report["settings"]["steps"] == 2 and report["settings"]["k"] == 2
+
+    assert main(args) == 2  # refuses to overwrite the report
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0

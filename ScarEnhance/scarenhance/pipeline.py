@@ -265,13 +265,8 @@ def _evaluation(options, settings, state, resuming, ctx, progress, cancel, log) 
     values = dict(settings["evaluation"])
     values.setdefault("lpips_weights", options.lpips_weights)
     data = options.eval_data
-    if data is None:  # the diffusion model's validation cases: never trained on, only used to keep the best epoch
-        meta = json.loads((options.model_dir("diffusion") / "configs" / "metadata.json").read_text())
-        held_out = meta["scarenhance"].get("training", {}).get("val_cases") or []
-        if not held_out:
-            raise InputError("no validation cases were held out from diffusion training to evaluate on; "
-                             "pass --eval-data with a labelled test set", options.data)
-        values["cases"] = held_out
+    if data is None:
+        values["cases"] = held_out_cases(options)
         data = options.data
     settings_obj = _config(EvalSettings, {**values, "layout": options.layout}, "evaluation")
     models = ModelPair(options.model_dir("segmentation"), options.model_dir("diffusion"), steps=settings_obj.steps,
@@ -283,6 +278,20 @@ def _evaluation(options, settings, state, resuming, ctx, progress, cancel, log) 
     headline = {key: {v: (t1[v][key]["mean"] if t1[v] else None) for v in ("original", "target", "output")}
                 for key in ("cnr_scar_myo", "cnr_scar_blood")}
     return {"report": str(report_dir / "report.md"), "data": str(data), "cases": values.get("cases"), "headline": headline}
+
+
+def held_out_cases(options: PipelineOptions) -> list[str]:
+    """Cases that neither model trained on: validation cases of both trainers (used only to pick the best
+    epoch). Both split with the same seeded permutation, so the diffusion's 15 % lie inside the U-Net's 20 %."""
+    held = None
+    for kind, key in (("segmentation", "val_case_names"), ("diffusion", "val_cases")):
+        meta = json.loads((options.model_dir(kind) / "configs" / "metadata.json").read_text())
+        names = set(meta["scarenhance"].get("training", {}).get(key) or [])
+        held = names if held is None else held & names
+    if not held:
+        raise InputError("no case was held out from both trainings to evaluate on (different seeds or too few cases?); "
+                         "pass --eval-data with a labelled test set", options.data)
+    return sorted(held)
 
 
 STEP_FUNCTIONS = {"targets": _targets, "segmentation": _segmentation, "diffusion": _diffusion, "evaluation": _evaluation}

@@ -43,6 +43,8 @@ def report_markdown(report: dict) -> str:
         "",
         f"- data: `{report['data']}` — {s['n_cases']} cases, {s['n_slices']} slices with a labelled heart, "
         f"{s['n_slices_with_scar']} with scar, {s['n_slices_without_scar']} without",
+        *([f"- evaluated on {len(settings['cases'])} case(s) held out from training: {', '.join(settings['cases'])}"]
+          if settings.get("cases") else []),
         f"- inference: λ = {settings['lam']}, k = {settings['k']}, "
         + ("the paper's ancestral chain (λ steps)" if settings["steps"] is None else f"{settings['steps']}-step DDIM (fast mode)")
         + f", seed {settings['seed']}",
