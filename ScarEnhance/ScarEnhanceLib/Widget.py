@@ -341,9 +341,16 @@ class ScarEnhancePanel(VTKObservationMixin):
         if self._param is None:
             return
         if self._segmentEditorNode is None or self._segmentEditorNode.GetScene() is None:
-            self._segmentEditorNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "ScarEnhanceSegmentEditor")
-            self._segmentEditorNode.SetHideFromEditors(True)
-            self.segmentEditor.setMRMLSegmentEditorNode(self._segmentEditorNode)
+            # One editor node per scene (a singleton), so saving and reloading does not pile them up.
+            node = slicer.mrmlScene.GetSingletonNode("ScarEnhance", "vtkMRMLSegmentEditorNode")
+            if node is None:
+                node = slicer.vtkMRMLSegmentEditorNode()
+                node.SetSingletonTag("ScarEnhance")
+                node.SetName("ScarEnhanceSegmentEditor")
+                node.SetHideFromEditors(True)
+                node = slicer.mrmlScene.AddNode(node)
+            self._segmentEditorNode = node
+            self.segmentEditor.setMRMLSegmentEditorNode(node)
         self.segmentEditor.setSegmentationNode(self._param.roiSegmentation)
         _setSourceVolume(self.segmentEditor, self._param.inputVolume)
         if self._param.roiSegmentId:
