@@ -49,8 +49,10 @@ def sample_tissues(rng: np.random.Generator) -> TissueProperties:
     # microvascular obstruction: contrast barely gets in, T1 stays near (or above) remote myocardium
     t1[NO_REFLOW], pd[NO_REFLOW] = t1_myo * rng.uniform(0.97, 1.12), pd[MYOCARDIUM] * rng.uniform(0.95, 1.05)
     t1[FAT], pd[FAT] = rng.uniform(230.0, 300.0), rng.uniform(0.85, 1.00)  # gadolinium does not reach fat
-    t1[LIVER], pd[LIVER] = rng.uniform(380.0, 520.0), rng.uniform(0.65, 0.80)
-    t1[MUSCLE], pd[MUSCLE] = rng.uniform(650.0, 900.0), rng.uniform(0.62, 0.75)
+    # liver (short native T1, large ECV) ends a little below myocardium; skeletal muscle (small ECV)
+    # takes up less gadolinium and stays longer, so it shows as mid-grey
+    t1[LIVER], pd[LIVER] = t1_myo * rng.uniform(0.7, 1.0), rng.uniform(0.65, 0.80)
+    t1[MUSCLE], pd[MUSCLE] = t1_myo * rng.uniform(1.25, 1.5), rng.uniform(0.62, 0.75)
     t1[MARROW], pd[MARROW] = rng.uniform(330.0, 450.0), rng.uniform(0.70, 0.85)
     t1[LUNG], pd[LUNG] = rng.uniform(850.0, 1200.0), rng.uniform(0.06, 0.14)
     t1[AIR], pd[AIR] = 1000.0, 0.0
