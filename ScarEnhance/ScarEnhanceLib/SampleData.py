@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 CATEGORY = "ScarEnhance"
-SAMPLE_NAME = "ScarEnhanceLGEPhantom"
+SAMPLE_NAME = "LGE phantom (synthetic)"  # the button text in the Sample Data module
 NODE_NAME = "LGE phantom"
 FILE_NAME = "ScarEnhance-LGE-phantom-seed7.nrrd"
 PHANTOM_SEED = 7  # a case with a clear transmural infarct (the same case as `scarenhance demo`)
