@@ -53,8 +53,16 @@ class ModelInfo:
 
 
 def defaultUserDir() -> Path:
-    """`$SCARENHANCE_MODELS_DIR`, else ~/.scarenhance/models (Slicer passes a folder in its settings dir)."""
-    return Path(os.environ.get("SCARENHANCE_MODELS_DIR") or Path.home() / ".scarenhance" / "models")
+    """Where downloaded and imported models live: `$SCARENHANCE_MODELS_DIR`; in Slicer a folder beside
+    its settings (per user, the same for the panel and scripts); elsewhere ~/.scarenhance/models."""
+    if os.environ.get("SCARENHANCE_MODELS_DIR"):
+        return Path(os.environ["SCARENHANCE_MODELS_DIR"])
+    try:
+        import slicer
+
+        return Path(slicer.app.slicerUserSettingsFilePath).parent / "ScarEnhance" / "models"
+    except (ImportError, AttributeError):  # no Slicer application
+        return Path.home() / ".scarenhance" / "models"
 
 
 def sha256File(path: Path) -> str:

@@ -9,7 +9,6 @@ while it runs its button reads "Cancel".
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Optional
 
 import qt
@@ -54,18 +53,13 @@ UI_WIDGETS = {
 }
 
 
-def userModelsDir() -> Path:
-    """Downloaded and imported models live beside Slicer's settings, per user."""
-    return Path(slicer.app.slicerUserSettingsFilePath).parent / "ScarEnhance" / "models"
-
-
 class ScarEnhancePanel(VTKObservationMixin):
     def __init__(self, uiPath: str, logic: Optional[ScarEnhanceLogic] = None):
         VTKObservationMixin.__init__(self)
         self.uiWidget = slicer.util.loadUI(uiPath)
         self.ui = slicer.util.childWidgetVariables(self.uiWidget)
         self.uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.registry = ModelRegistry(userModelsDir())
+        self.registry = ModelRegistry()  # shipped models + the user folder beside Slicer's settings
         self.logic = logic or ScarEnhanceLogic(self.registry)
         self.logic.registry = self.registry
         self.installer = InstallLogic(confirm=self._confirm, log=self._setStatus)
