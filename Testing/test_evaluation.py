@@ -149,12 +149,12 @@ class StandInModels:
             self.truth[labels.GetOrigin()] = (sitk.GetArrayFromImage(labels) > 0).astype(np.uint8)
         self.calls = []
 
-    def segment(self, image):
+    def segment(self, image, progress=None):
         roi = sitk.GetImageFromArray(self.truth[image.GetOrigin()])
         roi.CopyInformation(image)
         return roi
 
-    def enhance(self, image, roi, *, lam, k, seed, whole_image=False):
+    def enhance(self, image, roi, *, lam, k, seed, whole_image=False, progress=None):
         self.calls.append({"lam": lam, "k": k, "seed": seed, "whole_image": whole_image})
         x = sitk.GetArrayFromImage(image).astype(np.float64)
         inside = np.ones(x.shape, bool) if whole_image else sitk.GetArrayFromImage(roi).astype(bool)
@@ -374,7 +374,8 @@ def test_evaluate_command(tmp_path, untrained_models, capsys):
     assert main(args) == 0
     out, err = capsys.readouterr()
     assert "LPIPS unavailable" in out and "CNR(scar,myo)" in out
-    assert "PROGRESS 1.0000" in err
+    fractions = [float(line.split()[1]) for line in err.splitlines() if line.startswith("PROGRESS ")]
+    assert len(fractions) > 10 and fractions == sorted(fractions) and fractions[-1] == 1.0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     meta = json.loads((diffusion / "configs" / "metadata.json").read_text())
     assert report["models"]["diffusion"]["weights_sha256"] == meta["scarenhance"]["weights_sha256"]

@@ -34,21 +34,26 @@ class ModelPair:
     def has_whole_image_model(self) -> bool:
         return self.whole is not None
 
-    def segment(self, image: sitk.Image) -> sitk.Image:
+    def segment(self, image: sitk.Image, progress=None) -> sitk.Image:
         from ..segmentation import segment_heart
 
-        return segment_heart(image, model=self.seg, dilate_mm=self.dilate_mm, device=str(self.device))
+        return segment_heart(image, model=self.seg, dilate_mm=self.dilate_mm, device=str(self.device), progress=progress,
+                             cancel=self.cancel)
 
-    def enhance(self, image, roi, *, lam, k, seed, whole_image=False):
+    def enhance(self, image, roi, *, lam, k, seed, whole_image=False, progress=None):
         from ..diffusion import enhance_scar
 
         if whole_image:
             ones = sitk.GetImageFromArray(np.ones(sitk.GetArrayViewFromImage(image).shape, np.uint8))
             ones.CopyInformation(image)
             roi = ones
+        if not sitk.GetArrayViewFromImage(roi).any():
+            # the segmentation found no heart: nothing is enhanced (the report shows it as Dice 0, no change)
+            unchanged = sitk.Cast(image, sitk.sitkFloat32)
+            return unchanged, sitk.Image(unchanged) * 0.0
         steps = None if self.steps is None else min(self.steps, lam)
         return enhance_scar(image, roi, model=self.whole if whole_image else self.diffusion, lam=lam, k=k,
-                            steps=steps, seed=seed, device=self.device, cancel=self.cancel)
+                            steps=steps, seed=seed, device=self.device, progress=progress, cancel=self.cancel)
 
     def describe(self) -> dict:
         out = {"segmentation": _describe(self.seg), "diffusion": _describe(self.diffusion)}

@@ -34,7 +34,7 @@ import SimpleITK as sitk
 from .. import __version__
 from ..errors import InputError
 from ..labels import BLOOD, MYOCARDIUM, SCAR, heart_mask
-from ..progress import ProgressFn, check_cancel, no_progress
+from ..progress import ProgressFn, check_cancel, no_progress, scaled
 from . import metrics as M
 from .paper import LAMBDA_SWEEP as DEFAULT_SWEEP
 from .stats import summarize, wilcoxon
@@ -48,11 +48,11 @@ FIGURE_MARGIN = 8  # pixels around the heart box in the figure panels
 class Models(Protocol):
     """What the report needs from the models (tests pass stand-ins; `ModelPair` wraps model folders)."""
 
-    def segment(self, image: sitk.Image) -> sitk.Image:
+    def segment(self, image: sitk.Image, progress: ProgressFn = no_progress) -> sitk.Image:
         """Heart ROI, uint8 0/1 in the image's geometry."""
 
     def enhance(self, image: sitk.Image, roi: sitk.Image, *, lam: int, k: int, seed: int,
-                whole_image: bool = False) -> tuple[sitk.Image, sitk.Image]:
+                whole_image: bool = False, progress: ProgressFn = no_progress) -> tuple[sitk.Image, sitk.Image]:
         """(mean, std) in the image's geometry and intensity scale. whole_image: the m = 1 model."""
 
     def describe(self) -> dict:
@@ -138,9 +138,11 @@ def evaluate_dataset(
     records, panels, burdens, timings = [], [], {}, []
     for i, case in enumerate(cases):
         check_cancel(cancel)
-        progress(0.02 + 0.78 * i / len(cases), f"case {i + 1}/{len(cases)}: {case.name}")
+        step = scaled(progress, 0.02 + 0.78 * i / len(cases), 0.02 + 0.78 * (i + 1) / len(cases))
+        step(0.0, f"case {i + 1}/{len(cases)}: {case.name}")
         record, panel, timing = _evaluate_case(case, models, settings, config, blood_mean, lpips_metric,
-                                               report_dir if settings.save_volumes else None, seed=settings.seed + i)
+                                               report_dir if settings.save_volumes else None, seed=settings.seed + i,
+                                               progress=lambda f, m, name=case.name, j=i: step(f, f"case {j + 1}/{len(cases)} {name}: {m}"))
         records.append(record)
         timings.append(timing)
         burdens[case.name] = record["scar_burden_pct"]
@@ -216,7 +218,7 @@ def slice_record(index: int, labels: np.ndarray, images: dict[str, np.ndarray], 
     return record
 
 
-def _evaluate_case(case, models, settings, config, blood_mean, lpips, out_dir, seed):
+def _evaluate_case(case, models, settings, config, blood_mean, lpips, out_dir, seed, progress=no_progress):
     from ..geometry import labels_to_slices, volume_to_slices
     from ..targets import make_targets
 
@@ -225,21 +227,29 @@ def _evaluate_case(case, models, settings, config, blood_mean, lpips, out_dir, s
     target = make_targets(stack.slices, labels, config, blood_mean)
     timing = {"case": case.name}
 
+    # progress bands in proportion to the network calls: segmentation ~0, then k, 1 and k samples
+    single = settings.single_sample and settings.k > 1
+    costs = [settings.k, 1 if single else 0, settings.k if models.has_whole_image_model else 0]
+    edges = 0.05 + 0.95 * np.cumsum([0] + costs) / sum(costs)
+
     tic = time.perf_counter()
-    roi_image = models.segment(case.image)
+    roi_image = models.segment(case.image, progress=scaled(progress, 0.0, 0.05))
     timing["segment"] = round(time.perf_counter() - tic, 3)
     roi = labels_to_slices(roi_image, stack).astype(bool)
     truth = heart_mask(labels)
 
     tic = time.perf_counter()
-    mean, std = models.enhance(case.image, roi_image, lam=settings.lam, k=settings.k, seed=seed)
+    mean, std = models.enhance(case.image, roi_image, lam=settings.lam, k=settings.k, seed=seed,
+                               progress=scaled(progress, edges[0], edges[1]))
     timing["enhance"] = round(time.perf_counter() - tic, 3)
     variants = {"output": to_stack_scale(stack, mean)}
-    if settings.single_sample and settings.k > 1:
-        single, _ = models.enhance(case.image, roi_image, lam=settings.lam, k=1, seed=seed)
-        variants["single_sample"] = to_stack_scale(stack, single)
+    if single:
+        one, _ = models.enhance(case.image, roi_image, lam=settings.lam, k=1, seed=seed,
+                                progress=scaled(progress, edges[1], edges[2]))
+        variants["single_sample"] = to_stack_scale(stack, one)
     if models.has_whole_image_model:
-        whole, _ = models.enhance(case.image, roi_image, lam=settings.lam, k=settings.k, seed=seed, whole_image=True)
+        whole, _ = models.enhance(case.image, roi_image, lam=settings.lam, k=settings.k, seed=seed, whole_image=True,
+                                  progress=scaled(progress, edges[2], edges[3]))
         variants["whole_image"] = to_stack_scale(stack, whole)
     spread = to_stack_scale(stack, std, shift=False)
 
@@ -339,7 +349,8 @@ def _lambda_sweep(cases, models, settings, config, blood_mean, progress, cancel,
             check_cancel(cancel)
             progress((c * len(lams) + j) / total, f"λ sweep: {case.name}, λ = {lam}")
             tic = time.perf_counter()
-            mean, _ = models.enhance(case.image, roi, lam=lam, k=settings.k, seed=settings.seed)
+            mean, _ = models.enhance(case.image, roi, lam=lam, k=settings.k, seed=settings.seed,
+                                     progress=lambda f, m, j=j: progress((c * len(lams) + j + f) / total, f"λ sweep: {case.name}, λ = {lam}: {m}"))
             values = case_cnr(to_stack_scale(stack, mean))
             entry["cnr_scar_myo"].append(values["cnr_scar_myo"])
             entry["cnr_scar_blood"].append(values["cnr_scar_blood"])
@@ -396,6 +407,7 @@ def summarize_report(cases: list[dict]) -> dict:
         "n_slices": len(slices),
         "n_slices_with_scar": len(scar),
         "n_slices_without_scar": len(free),
+        "cases_with_empty_roi": [c["name"] for c in cases if c["roi_pixels"] == 0],  # nothing was enhanced there
         "table1": table1,
         "table2": table2,
         "wilcoxon": tests,

@@ -51,6 +51,9 @@ def report_markdown(report: dict) -> str:
         *[f"- {kind} model: `{info.get('folder', '?')}` ({info.get('id') or info.get('description') or ''})"
           for kind, info in report["models"].items() if isinstance(info, dict)],
         f"- LPIPS: {report['lpips']}",
+        *([f"- **the segmentation model found no heart in {len(s['cases_with_empty_roi'])} case(s)** "
+           f"({', '.join(s['cases_with_empty_roi'])}): they are left unenhanced and count with no change"]
+          if s.get("cases_with_empty_roi") else []),
         f"- created {report['created']} by scarenhance {report['scarenhance_version']}, {report['timing_s']['total']:.0f} s",
         "",
         "Mean ± SD over slices with scar. SSIM, PSNR and LPIPS compare each image with the gamma-corrected target on a "
