@@ -71,10 +71,31 @@ def test_geometry_is_scanner_like(cases):
         non_square += W != H
         # LV centre (from the labels, mid-heart slice) within ±12 % of the FOV of the image centre
         labels = sitk.GetArrayFromImage(lab)
+        assert (labels == 1).any() and (labels == 2).any(), case.name
         heart = np.flatnonzero((labels > 0).any(axis=(1, 2)))
         cy, cx = ndimage.center_of_mass(np.isin(labels[heart[len(heart) // 2]], (1, 2, 3, 4)))
         assert abs(cx - (W - 1) / 2) <= 0.12 * W + 2 and abs(cy - (H - 1) / 2) <= 0.12 * H + 2
     assert oblique >= 3 and non_square >= 3
+
+
+def test_geometry_sampler_covers_the_ranges_and_nothing_else():
+    from scarenhance.phantom.anatomy import sample_anatomy
+    from scarenhance.phantom.generate import sample_geometry
+
+    grids = [sample_geometry(np.random.default_rng(s), sample_anatomy(np.random.default_rng(s % 7))) for s in range(600)]
+    for g in grids:
+        W, H = g.size
+        fov = np.array([W, H]) * g.spacing
+        assert 160 <= min(W, H) and max(W, H) <= 512 and 260 <= fov.max() <= 420
+        assert 0.7 <= g.spacing <= 2.0 and 5.0 <= g.slice_spacing <= 12.0 and 2 <= len(g.z) <= 16
+        assert g.slice_thickness <= g.slice_spacing
+        for c, d, f in zip(g.centre, g.drift, fov):  # base and apex centre within ±12 % of the FOV
+            assert abs(c) <= 0.12 * f and abs(c + d) <= 0.12 * f
+    share = lambda test: np.mean([test(g) for g in grids])  # noqa: E731
+    assert 0.2 <= share(lambda g: g.size[0] != g.size[1]) <= 0.4
+    assert 0.3 <= share(lambda g: not np.allclose(np.abs(np.reshape(g.direction, (3, 3))), np.eye(3))) <= 0.5
+    assert share(lambda g: len(g.z) <= 6) >= 0.2 and share(lambda g: len(g.z) >= 10) >= 0.2
+    assert share(lambda g: g.spacing < 1.0) >= 0.25 and share(lambda g: g.spacing > 1.2) >= 0.4
 
 
 def test_heart_sizes_are_anatomical(cases):

@@ -134,8 +134,8 @@ def sample_geometry(rng: np.random.Generator, anat: A.Anatomy, n_slices: "int | 
     sp = float(spacing if spacing is not None else sp)
     lo, hi = max(160, int(np.ceil(260.0 / sp))), min(512, int(np.floor(420.0 / sp)))
     long_side = int(rng.integers(lo, hi + 1)) if hi >= lo else int(np.clip(round(340.0 / sp), 160, 512))
-    if rng.random() < 0.5:
-        long_side = min(max(16 * round(long_side / 16), 160), 512)  # scanners like multiples of 16
+    if rng.random() < 0.5 and lo <= 16 * round(long_side / 16) <= hi:
+        long_side = 16 * round(long_side / 16)  # scanners like multiples of 16
     short_side = long_side
     if rng.random() < 0.3:  # rectangular FOV: fewer phase-encoding lines
         short_side = max(160, int(round(long_side * rng.uniform(0.72, 0.9))))
