@@ -44,6 +44,15 @@ def test_overriding_the_scar_keeps_anatomy_and_scanner():
     assert not np.isin(la, (3, 4)).any() and (lb == 3).any()
 
 
+def test_small_matrix_override_keeps_the_heart_in_view():
+    for seed in range(4):
+        case = generate_case(seed, size=(96, 80), n_slices=3)
+        assert case.image.GetSize() == (96, 80, 3) and case.image.GetSpacing()[0] == 2.0
+        labels = arrays(case)[1]
+        border = np.concatenate([labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]], axis=None)
+        assert (labels == 1).any() and not border.any()
+
+
 def test_unknown_overrides_and_values_are_refused():
     with pytest.raises(TypeError, match="unknown overrides"):
         generate_case(0, scar="transmural")

@@ -127,10 +127,14 @@ def generate_case(seed: int, **overrides) -> PhantomCase:
 def sample_geometry(rng: np.random.Generator, anat: A.Anatomy, n_slices: "int | None" = None, spacing: "float | None" = None,
                     slice_spacing: "float | None" = None, size: "tuple | None" = None, oblique: "bool | None" = None) -> Geometry:
     """Draw a scanner-like slice grid: FOV 260–420 mm along the longer image axis, 160–512 px,
-    in-plane 0.7–2 mm, 5–12 mm between slices, 2–16 slices, LV centre within ±12 % of the FOV."""
+    in-plane 0.7–2 mm, 5–12 mm between slices, 2–16 slices, LV centre within ±12 % of the FOV.
+    Overridden values are taken as given (tests use small matrices); a size given without a spacing
+    gets the spacing that brings its FOV closest to 260–420 mm."""
     # in-plane resolution: MyoPS-like fine grids, EMIDEC-like ~1.4 mm, or anything in between
     kind = rng.random()
     sp = rng.uniform(0.7, 0.8) if kind < 0.3 else rng.uniform(1.25, 1.6) if kind < 0.7 else rng.uniform(0.7, 2.0)
+    if size is not None and spacing is None:  # a given matrix keeps a realistic FOV as far as 0.7–2 mm allow
+        sp = float(np.clip(rng.uniform(260.0, 420.0) / max(size), 0.7, 2.0))
     sp = float(spacing if spacing is not None else sp)
     lo, hi = max(160, int(np.ceil(260.0 / sp))), min(512, int(np.floor(420.0 / sp)))
     long_side = int(rng.integers(lo, hi + 1)) if hi >= lo else int(np.clip(round(340.0 / sp), 160, 512))

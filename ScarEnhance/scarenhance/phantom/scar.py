@@ -23,11 +23,12 @@ import numpy as np
 PATTERNS = ("none", "subendocardial", "transmural", "no_reflow", "mid_wall", "rv_insertion")
 PATTERN_PROBABILITIES = (0.30, 0.18, 0.16, 0.13, 0.11, 0.12)
 
-# coronary territories: (centre ψ range, radians), (scar z range as fractions of the LV length)
+# coronary territories: range of the centre ψ (radians), of the first and of the last scarred z
+# (fractions of the LV length, 0 base, 1 apex)
 TERRITORIES = {
-    "LAD": ((-1.7, -0.5), (0.05, 0.45), (0.95, 1.1)),  # anterior / anteroseptal, down to the apex
-    "RCA": ((0.9, 2.0), (-0.05, 0.15), (0.6, 0.95)),  # inferior / inferoseptal, base to mid
-    "LCx": ((2.5, 3.6), (-0.05, 0.25), (0.65, 1.05)),  # lateral / inferolateral
+    "LAD": ((-1.7, -0.5), (0.2, 0.55), (0.95, 1.1)),  # anterior / anteroseptal, mid to apex
+    "RCA": ((0.9, 2.0), (-0.05, 0.2), (0.5, 0.8)),  # inferior / inferoseptal, base to mid
+    "LCx": ((2.5, 3.6), (0.0, 0.3), (0.55, 0.9)),  # lateral / inferolateral
 }
 
 
@@ -148,7 +149,7 @@ def sample_scar(rng: np.random.Generator, pattern: str) -> ScarSpec:
     transmural = pattern != "subendocardial"
     return ScarSpec(
         pattern, territory=territory, centre=float(_wrap(np.array(rng.uniform(c_lo, c_hi)))),
-        half_width=rng.uniform(0.8, 1.6) if transmural else rng.uniform(0.8, 1.6),
+        half_width=rng.uniform(0.9, 1.8) if transmural else rng.uniform(0.8, 1.7),
         transmurality=rng.uniform(0.75, 1.05) if transmural else rng.uniform(0.3, 0.55),
         z_range=(rng.uniform(z0_lo, z0_hi), rng.uniform(z1_lo, z1_hi)),
         core=rng.uniform(0.35, 0.7) if pattern == "no_reflow" else 0.0, ripple=ripple,
