@@ -239,6 +239,16 @@ def test_cli_writes_emidec_layout_and_refuses_to_overwrite(tmp_path):
         _cli("--out", str(tmp_path / "other"), "--cases", "1", "--scar-pattern", "spots")
 
 
+def test_scarenhance_phantom_command_exits_2_with_the_folder_named(tmp_path, capsys):
+    from scarenhance.cli import main
+
+    out = tmp_path / "set"
+    assert main(["phantom", "--out", str(out), "--cases", "1", "--seed", "2"]) == 0
+    assert main(["phantom", "--out", str(out), "--cases", "1", "--seed", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "scarenhance phantom: error:" in err and str(out / "Case_001") in err and "already exists" in err
+
+
 def test_emidec_reader_loads_the_phantoms(tmp_path):
     datasets = pytest.importorskip("scarenhance.datasets", reason="scarenhance.datasets (EMIDEC reader) is not in this tree")
     from scarenhance import labels as L
