@@ -1,0 +1,132 @@
+"""Training pairs for the diffusion model: (original slice x_0, gamma target y_0, heart ROI m).
+
+Slices stay at their native resolution (as at inference, where pixels outside the ROI must not move).
+Each slice with a heart is kept as a window around its ROI (with room for crops), so a dataset of
+500-pixel slices fits in memory. `CropDataset` then draws crops centred on a random ROI pixel, with
+random flips and 90° turns (exact, so the gamma target stays the gamma target of the crop; intensity
+augmentation would not, because γ is not scale-invariant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+import torch
+
+from .. import labels as L
+from ..progress import ProgressFn, no_progress
+
+# roi_fn(case) -> sitk.Image mask on the case's grid (e.g. the segmentation model's prediction)
+RoiFn = Callable[[object], object]
+
+
+@dataclass
+class SlicePair:
+    """One slice (a window around its heart). image/target: (H, W) float32 in [0, 255]; roi: (H, W)
+    bool; labels: (H, W) uint8 canonical classes (for CNR reports)."""
+
+    case: str
+    index: int
+    image: np.ndarray
+    target: np.ndarray
+    roi: np.ndarray
+    labels: np.ndarray
+
+
+def slice_pairs(
+    cases: Iterable,
+    gamma_config=None,
+    blood_mean: "float | None" = None,
+    roi_fn: Optional[RoiFn] = None,
+    keep: int = 64,
+    progress: Optional[ProgressFn] = None,
+) -> list[SlicePair]:
+    """SlicePairs of every slice that has ROI pixels.
+
+    cases: `datasets.Case`-like objects with .name, .image and canonical .labels (a list: it is read
+    twice when blood_mean is None, which then becomes the dataset's mean blood intensity, paper §2.1).
+    roi_fn: None → ROI = blood + myocardium + scar from the labels (ground truth); else a function
+    giving the ROI mask for a case (the paper uses the segmentation model's predictions).
+    keep: pixels kept around each ROI's bounding box.
+    """
+    from ..geometry import labels_to_slices, volume_to_slices
+    from ..targets import GammaConfig, dataset_blood_mean, make_targets
+
+    progress = progress or no_progress
+    cases = list(cases)
+    config = gamma_config or GammaConfig()
+    if blood_mean is None:
+        blood_mean = dataset_blood_mean(cases)
+    pairs = []
+    for n, case in enumerate(cases):
+        stack = volume_to_slices(case.image)
+        labels = labels_to_slices(case.labels, stack)
+        targets = make_targets(stack.slices, labels, config, blood_mean)
+        roi = L.heart_mask(labels) if roi_fn is None else labels_to_slices(roi_fn(case), stack) > 0
+        for i in range(stack.num_slices):
+            if not roi[i].any():
+                continue
+            window = _window(roi[i], keep)
+            pairs.append(SlicePair(case.name, i, stack.slices[i][window].copy(), targets[i][window].astype(np.float32),
+                                   roi[i][window].copy(), labels[i][window].copy()))
+        progress((n + 1) / len(cases), f"training pairs: {case.name}")
+    return pairs
+
+
+def _window(mask: np.ndarray, keep: int) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (slice(max(rows[0] - keep, 0), rows[-1] + 1 + keep), slice(max(cols[0] - keep, 0), cols[-1] + 1 + keep))
+
+
+class CropDataset(torch.utils.data.Dataset):
+    """Random crops for training: item i is a crop of pair i mod len(pairs), centred on a random ROI
+    pixel. Returns {"x0": (1, s, s), "y0": (1, s, s)} in [-1, 1] and {"mask": (1, s, s)} in {0, 1}.
+
+    length: items per epoch (default: one per pair). augment: random flips and 90° turns.
+    Pixels beyond the slice are background (0 on the [0, 255] scale, -1 in network units).
+    """
+
+    def __init__(self, pairs: list[SlicePair], crop_size: int = 64, length: "int | None" = None,
+                 augment: bool = True, seed: int = 0):
+        if not pairs:
+            raise ValueError("no training slices with an ROI")
+        self.pairs, self.crop_size, self.augment = pairs, int(crop_size), augment
+        self.length = int(length or len(pairs))
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        pair = self.pairs[i % len(self.pairs)]
+        return crop_pair(pair, self.crop_size, self.rng, self.augment)
+
+
+def crop_pair(pair: SlicePair, size: int, rng: np.random.Generator, augment: bool) -> dict:
+    """One crop of a pair centred on a random ROI pixel (see CropDataset)."""
+    rows, cols = np.nonzero(pair.roi)
+    j = rng.integers(len(rows))
+    r0, c0 = rows[j] - size // 2, cols[j] - size // 2
+    stacked = np.stack([pair.image, pair.target, pair.roi.astype(np.float32)])
+    crop = np.zeros((3, size, size), np.float32)  # background beyond the slice
+    H, W = pair.roi.shape
+    sr0, sc0, sr1, sc1 = max(r0, 0), max(c0, 0), min(r0 + size, H), min(c0 + size, W)
+    crop[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = stacked[:, sr0:sr1, sc0:sc1]
+    if augment:
+        crop = np.rot90(crop, k=int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
+            crop = crop[:, :, ::-1]
+    crop = np.ascontiguousarray(crop)
+    crop[:2] = crop[:2] / 127.5 - 1.0
+    t = torch.from_numpy(crop)
+    return {"x0": t[0:1], "y0": t[1:2], "mask": t[2:3]}
+
+
+def fixed_batch(pairs: list[SlicePair], size: int, n: int, seed: int = 0) -> dict:
+    """n crops drawn once with a fixed seed and no augmentation (the validation batch)."""
+    rng = np.random.default_rng(seed)
+    items = [crop_pair(pairs[i % len(pairs)], size, rng, augment=False) for i in range(n)]
+    return {key: torch.stack([item[key] for item in items]) for key in items[0]}

@@ -1,0 +1,355 @@
+"""Training of the conditional denoiser (paper §2.2, eq. 5) on the shared loop (scarenhance.training).
+
+One step: a batch of ROI-centred crops (x_0, y_0, m); t ~ U{0 … t_max−1} (MONAI indices, the paper's
+1 … T when t_max = T); ε ~ N(0, I); y_t = √ᾱ_t·y_0 + √(1−ᾱ_t)·m·ε; loss = ROI-normalised ‖(ε̂ − ε)·m‖².
+AdamW, gradient clipping, AMP on CUDA, checkpoints/resume/TensorBoard/DDP come from `training.fit`.
+
+EMA: `EMADenoiser` holds the trained network and its exponential moving average side by side, so the
+loop's checkpoints, resume and keep-best carry the EMA without knowing about it; the optimizer's
+step hook updates the average after every step. Validation and the shipped model use the EMA.
+
+Validation is cheap on purpose: masked ε-MSE of the EMA network on a fixed batch of validation crops
+at a few fixed t with fixed noise (lower is better). Every `sample_every` epochs it also enhances a few
+validation slices in fast mode and logs CNR(scar, myo) before → after; it never runs full chains.
+
+t_max: the paper trains on all T = 1000 steps. Inference starts at λ = 250 (≤ 300 in practice), so a
+small CPU model may train on t < t_max (e.g. 400) only, spending its few steps where inference runs;
+the model then records `train_t_max` and enhance_scar warns for λ beyond it.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import Cancelled, InputError
+from ..progress import ProgressFn, no_progress
+from .data import CropDataset, SlicePair, fixed_batch, slice_pairs
+from .network import ConditionalDenoiser, count_parameters, network_def
+from .noise import add_localized_noise, masked_mse
+from .schedule import Schedule, make_schedule
+
+VAL_TIMESTEPS = (25, 100, 250)  # fixed t of the validation ε-MSE (clipped below t_max)
+
+
+@dataclass
+class DiffusionTrainConfig:
+    preset: str = "cpu-small"
+    network: dict = field(default_factory=dict)  # overrides of the preset's DiffusionModelUNet arguments
+    epochs: int = 200  # paper: 200
+    batch_size: int = 16  # paper: 16
+    crop_size: int = 64  # multiple of the network's downsampling factor
+    samples_per_epoch: "int | None" = None  # crops per epoch; default one per training slice
+    lr: float = 1e-4  # paper: Adam 1e-4
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    t_max: int = 1000  # train on t < t_max (see module docstring)
+    val_fraction: float = 0.15
+    val_crops: int = 32
+    sample_every: int = 0  # epochs between fast-mode CNR checks on validation slices (0 = never)
+    roi_source: str = "labels"  # or "model": the segmentation model's predictions (as in the paper)
+    seg_model: "str | None" = None
+    seed: int = 0
+    time_limit_min: "float | None" = None  # stop cleanly after this many minutes (keeps the best model)
+    num_workers: int = 0
+    lam: int = 250  # inference defaults recorded in the model
+    k: int = 5
+    fast_steps: int = 20
+
+
+class EMADenoiser(nn.Module):
+    """The trained network (`net`) and its exponential moving average (`ema.module`), one state_dict.
+
+    forward runs `net`; call `update_ema()` after each optimizer step (train_diffusion registers it as
+    the optimizer's step hook). The decay warms up as min(decay, (1 + n) / (10 + n)) so early, poor
+    weights fade quickly.
+    """
+
+    def __init__(self, net: nn.Module, decay: float = 0.999):
+        super().__init__()
+        from torch.optim.swa_utils import AveragedModel
+
+        self.net = net
+
+        def ema(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+            d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+            return d * averaged + (1.0 - d) * current
+
+        self.ema = AveragedModel(net, avg_fn=ema)
+        for p in self.ema.parameters():  # never trained directly (and ignored by DDP)
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(x, t)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        self.ema.update_parameters(self.net)
+
+    @property
+    def averaged(self) -> nn.Module:
+        return self.ema.module
+
+
+def ema_weights(state: dict) -> dict:
+    """The EMA network's state_dict from an EMADenoiser state_dict."""
+    prefix = "ema.module."
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def make_train_step(schedule: Schedule, t_max: int) -> Callable:
+    """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (B, 1, s, s)."""
+
+    def train_step(model: nn.Module, batch: dict) -> torch.Tensor:
+        x0, y0, mask = batch["x0"], batch["y0"], batch["mask"]
+        t = torch.randint(0, t_max, (x0.shape[0],), device=x0.device)
+        eps = torch.randn_like(y0)
+        yt = add_localized_noise(y0, mask, eps, t, schedule)
+        return masked_mse(model(torch.cat([yt, x0], dim=1), t), eps, mask)
+
+    return train_step
+
+
+@torch.no_grad()
+def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VAL_TIMESTEPS, seed: int = 0) -> float:
+    """Mean masked ε-MSE of `net` on `batch` at the fixed `timesteps`, with fixed noise."""
+    device = next(net.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for t_value in timesteps:
+        x0, y0, mask = (batch[k].to(device) for k in ("x0", "y0", "mask"))
+        eps = torch.randn(y0.shape, generator=g).to(device)
+        t = torch.full((x0.shape[0],), t_value, dtype=torch.long, device=device)
+        yt = add_localized_noise(y0, mask, eps, t, schedule)
+        losses.append(float(masked_mse(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask)))
+    return float(np.mean(losses))
+
+
+def cnr(image: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """CNR(a, b) = |mean a − mean b| / std b (paper §3.3)."""
+    return float(abs(image[a].mean() - image[b].mean()) / max(image[b].std(), 1e-6))
+
+
+def fast_cnr_check(net: nn.Module, pairs: list[SlicePair], schedule: Schedule, lam: int = 250, steps: int = 10,
+                   k: int = 1, seed: int = 0) -> "tuple[float, float] | None":
+    """Mean CNR(scar, myo) before and after a fast-mode enhancement of `pairs` (with ≥ 5 scar pixels)."""
+    from .. import labels as L
+    from .crops import extract_crops, paste_crops, plan_crops
+    from .sampler import sample
+
+    usable = [p for p in pairs if (p.labels == L.SCAR).sum() >= 5 and (p.labels == L.MYOCARDIUM).sum() >= 5]
+    if not usable:
+        return None
+    before, after = [], []
+    device = next(net.parameters()).device
+    for p in usable:
+        plan = plan_crops(p.roi[None], margin=16, multiple_of=getattr(net, "multiple_of", 1))
+        x0 = extract_crops(p.image[None] / 127.5 - 1, plan, fill=-1.0)
+        m = extract_crops(p.roi[None].astype(np.float32), plan)
+        out = sample(net, x0, m, schedule, lam=min(lam, schedule.num_train_timesteps), k=k, steps=steps, seed=seed, device=device)
+        enhanced = paste_crops(p.image[None], (out.mean(0) + 1) * 127.5, plan, mask=p.roi[None])[0]
+        scar, myo = p.labels == L.SCAR, p.labels == L.MYOCARDIUM
+        before.append(cnr(p.image, scar, myo))
+        after.append(cnr(enhanced, scar, myo))
+    return float(np.mean(before)), float(np.mean(after))
+
+
+def split_cases(names: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, val) case names: a seeded shuffle, at least one case on each side when there are two."""
+    order = [str(n) for n in np.random.default_rng(seed).permutation(sorted(names))]
+    n_val = int(round(val_fraction * len(order))) if len(order) >= 2 else 0
+    n_val = min(max(n_val, 1 if val_fraction > 0 and len(order) >= 2 else 0), len(order) - 1)
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def train_diffusion(
+    data_dir: "str | Path",
+    out_dir: "str | Path",
+    config: DiffusionTrainConfig = DiffusionTrainConfig(),
+    layout: str = "auto",
+    device: str = "auto",
+    resume: bool = False,
+    command: "str | None" = None,
+    progress: Optional[ProgressFn] = None,
+    cancel: Optional[threading.Event] = None,
+    log: Optional[Callable[[str], None]] = None,
+) -> dict:
+    """Train on the cases under `data_dir` and write the model folder `out_dir` (bundle layout; the
+    checkpoints live in out_dir/training). Returns a summary dict (also in the model's metadata)."""
+    from ..bundle import save_bundle
+    from ..datasets import list_cases, load_case
+    from ..training import FitConfig, cleanup, fit, init_distributed, make_loader, wrap_model
+    from ..training.loop import stderr_log
+
+    progress = progress or no_progress
+    log = log or stderr_log
+    out = Path(out_dir)
+    if (out / "configs" / "metadata.json").exists() and not resume:
+        raise InputError("a model folder exists here already; pass --resume to continue its training or choose another --out", out)
+    ctx = init_distributed(device)
+    torch.manual_seed(config.seed + ctx.rank)
+    schedule = make_schedule()
+    if not 1 <= config.t_max <= schedule.num_train_timesteps:
+        raise InputError(f"t_max must be between 1 and {schedule.num_train_timesteps}, got {config.t_max}")
+
+    names = list_cases(data_dir, layout)
+    train_names, val_names = split_cases([str(n) for n in names], config.val_fraction, config.seed)
+    roi_fn = _roi_function(config, device)
+    progress(0.0, f"reading {len(names)} cases")
+    train_cases = [load_case(data_dir, n, layout) for n in train_names]
+    from ..targets import dataset_blood_mean
+
+    blood_mean = dataset_blood_mean(train_cases)
+    train_pairs = slice_pairs(train_cases, blood_mean=blood_mean, roi_fn=roi_fn)
+    val_pairs = slice_pairs([load_case(data_dir, n, layout) for n in val_names], blood_mean=blood_mean, roi_fn=roi_fn) if val_names else []
+    del train_cases
+    if ctx.is_main:
+        log(f"train-diffusion: {len(train_names)} training cases ({len(train_pairs)} slices), {len(val_names)} validation "
+            f"cases ({len(val_pairs)} slices), dataset blood mean {blood_mean:.2f}, device {ctx.device}")
+
+    net = ConditionalDenoiser(config.preset, **config.network)
+    if config.crop_size % net.multiple_of:
+        raise InputError(f"crop size must be a multiple of {net.multiple_of} for preset {config.preset}, got {config.crop_size}")
+    model = EMADenoiser(net, config.ema_decay).to(ctx.device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer.register_step_post_hook(lambda *_: model.update_ema())
+    wrapped = wrap_model(model, ctx)
+    dataset = CropDataset(train_pairs, config.crop_size, length=config.samples_per_epoch, seed=config.seed + ctx.rank)
+    loader = make_loader(dataset, ctx, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+                         num_workers=config.num_workers, drop_last=len(dataset) >= config.batch_size)
+    val_batch = fixed_batch(val_pairs or train_pairs, config.crop_size, config.val_crops, seed=config.seed)
+    val_t = tuple(t for t in VAL_TIMESTEPS if t < config.t_max) or (config.t_max - 1,)
+    epoch_counter = {"n": 0}
+
+    def validate(module: nn.Module) -> float:
+        ema_net = module.averaged
+        loss = masked_eps_mse(ema_net, val_batch, schedule, val_t, seed=config.seed)
+        epoch_counter["n"] += 1
+        if config.sample_every and epoch_counter["n"] % config.sample_every == 0 and ctx.is_main:
+            check = fast_cnr_check(ema_net, (val_pairs or train_pairs)[:4], schedule, lam=min(config.lam, config.t_max))
+            if check is not None:
+                log(f"train-diffusion: fast-mode check on validation slices: CNR(scar,myo) {check[0]:.2f} → {check[1]:.2f}")
+        return loss
+
+    history_meta = {"blood_mean": blood_mean, "train_cases": train_names, "val_cases": val_names}
+    summary: dict = {}
+
+    def write_model(epoch: int, metric: "float | None", weights: dict) -> None:
+        final = ConditionalDenoiser(config.preset, **config.network)
+        final.load_state_dict(ema_weights(weights))
+        meta = _metadata(config, final, schedule, command, epoch, metric, history_meta)
+        save_bundle(out, final, network_def(config.preset, **config.network), meta)
+        summary.update(meta["scarenhance"]["training"])
+
+    stop = threading.Event()
+    timer = None
+    if config.time_limit_min:
+        timer = threading.Timer(config.time_limit_min * 60, stop.set)
+        timer.daemon = True
+        timer.start()
+    watch = _either(cancel, stop)
+    fit_config = FitConfig(
+        epochs=config.epochs, checkpoint_dir=out / "training", log_dir=out / "training" / "tensorboard",
+        metric_name="val_eps_mse", maximize=False, resume=resume, grad_clip=config.grad_clip, desc="train-diffusion",
+    )
+    tic = time.perf_counter()
+    try:
+        result = fit(wrapped, optimizer, loader, make_train_step(schedule, config.t_max), validate, config=fit_config,
+                     ctx=ctx, on_best=write_model, progress=progress, cancel=watch, log=log)
+        stopped = "completed"
+    except Cancelled:
+        if not stop.is_set():
+            raise  # the user cancelled: latest.pt and the best model so far stay on disk
+        stopped = f"time limit of {config.time_limit_min} min reached"
+        result = None
+    finally:
+        if timer is not None:
+            timer.cancel()
+        cleanup(ctx)
+    summary.update(stopped=stopped, minutes=round((time.perf_counter() - tic) / 60, 2))
+    if result is not None:
+        summary["epochs_done"] = result.epochs_done
+    if ctx.is_main:
+        _record(out, summary)
+        log(f"train-diffusion: {stopped}; best val ε-MSE {summary.get('best_val_eps_mse')} at epoch "
+            f"{summary.get('best_epoch')}; model in {out}")
+    return summary
+
+
+def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
+    return {
+        "version": "0.1.0",
+        "name": "ScarEnhance localized conditional diffusion",
+        "task": "myocardial scar enhancement in LGE MRI by localized partial diffusion (Hasny et al., MICCAI 2024)",
+        "description": f"ε-prediction DiffusionModelUNet ({config.preset}, {count_parameters(net) / 1e6:.2f} M parameters)",
+        "network_data_format": {
+            "inputs": {"image": {"type": "image", "num_channels": 2, "spatial_shape": [f"{net.multiple_of}*n", f"{net.multiple_of}*n"],
+                                 "value_range": [-1, 1], "channel_def": {"0": "noisy target y_t", "1": "original slice x_0"}},
+                       "timestep": {"type": "tensor", "value_range": [0, schedule.num_train_timesteps - 1]}},
+            "outputs": {"pred": {"type": "image", "num_channels": 1, "channel_def": {"0": "predicted noise ε"}}},
+        },
+        "scarenhance": {
+            "kind": "scar-diffusion",
+            "preset": config.preset,
+            "multiple_of": net.multiple_of,
+            "schedule": {"name": "linear_beta", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": schedule.num_train_timesteps},
+            "train_t_max": config.t_max,
+            "input_scaling": "each 2D slice min-max scaled to [0, 255] at native resolution, then x/127.5 - 1",
+            "defaults": {"lam": config.lam, "k": config.k, "fast_steps": config.fast_steps},
+            "training": {
+                "command": command,
+                "config": asdict(config),
+                "best_epoch": None if epoch is None else epoch + 1,
+                "best_val_eps_mse": metric,
+                **extra,
+            },
+        },
+    }
+
+
+def _record(out: Path, summary: dict) -> None:
+    """Merge the run's end state into the model's metadata without touching the weights."""
+    from ..bundle import METADATA, atomic_write_bytes
+
+    path = out / METADATA
+    if not path.exists():
+        return
+    meta = json.loads(path.read_text())
+    meta["scarenhance"]["training"].update({k: v for k, v in summary.items() if k in ("stopped", "minutes", "epochs_done")})
+    atomic_write_bytes(path, json.dumps(meta, indent=2).encode())
+
+
+def _roi_function(config: DiffusionTrainConfig, device: str):
+    if config.roi_source == "labels":
+        return None
+    if config.roi_source != "model":
+        raise InputError(f"roi_source must be 'labels' or 'model', got {config.roi_source!r}")
+    from ..segmentation import load_segmentation_model, segment_heart
+
+    seg = load_segmentation_model(config.seg_model)
+    return lambda case: segment_heart(case.image, model=seg, device=device)
+
+
+class _either:
+    """A cancel event that is set when either of two events is (for training.fit's `cancel`)."""
+
+    def __init__(self, a: "threading.Event | None", b: threading.Event):
+        self.a, self.b = a, b
+
+    def is_set(self) -> bool:
+        return (self.a is not None and self.a.is_set()) or self.b.is_set()
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["scarenhance"] + sys.argv[1:])
