@@ -98,8 +98,8 @@ def test_geometry_sampler_covers_the_ranges_and_nothing_else():
         assert 160 <= min(W, H) and max(W, H) <= 512 and 260 <= fov.max() <= 420
         assert 0.7 <= g.spacing <= 2.0 and 5.0 <= g.slice_spacing <= 12.0 and 2 <= len(g.z) <= 16
         assert g.slice_thickness <= g.slice_spacing
-        for c, d, f in zip(g.centre, g.drift, fov):  # base and apex centre within ±12 % of the FOV
-            assert abs(c) <= 0.12 * f and abs(c + d) <= 0.12 * f
+        for c, d, j, f in zip(g.centre, g.drift, np.abs(g.jitter).max(axis=0), fov):
+            assert abs(c) + j <= 0.12 * f and abs(c + d) + j <= 0.12 * f  # base and apex within ±12 % of the FOV
     share = lambda test: np.mean([test(g) for g in grids])  # noqa: E731
     assert 0.2 <= share(lambda g: g.size[0] != g.size[1]) <= 0.4
     assert 0.3 <= share(lambda g: not np.allclose(np.abs(np.reshape(g.direction, (3, 3))), np.eye(3))) <= 0.5

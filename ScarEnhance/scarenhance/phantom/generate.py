@@ -46,6 +46,7 @@ class Geometry:
     z: np.ndarray  # (N,) position of each slice along the LV axis, mm from the base
     centre: tuple  # LV centre at the base, mm from the image centre (x, y)
     drift: tuple  # LV centre shift from base to apex, mm (x, y)
+    jitter: np.ndarray  # (N, 2) per-slice LV centre shift (breath-hold mismatch), mm (x, y)
     view_angle: float  # in-plane rotation of the anatomy, radians
     mirrored: bool  # RV on the right instead of the left
     direction: tuple  # 9 direction cosines (row-major 3×3)
@@ -165,7 +166,7 @@ def sample_geometry(rng: np.random.Generator, anat: A.Anatomy, n_slices: "int | 
     z = z0 + sz * np.arange(n_slices)
 
     fov = np.array([W, H], dtype=float) * sp
-    limit = np.maximum(0.12 * fov - 6.0, 0.0)  # keep the drifting centre inside ±12 % as well
+    limit = np.maximum(0.12 * fov - 8.0, 0.0)  # keep the drifting, jittering centre inside ±12 % as well
     centre = tuple(float(c) for c in rng.uniform(-limit, limit))
     drift = tuple(float(d) for d in rng.uniform(-5.0, 5.0, 2))
     view_angle = float(rng.uniform(-0.5, 0.5))
@@ -180,15 +181,20 @@ def sample_geometry(rng: np.random.Generator, anat: A.Anatomy, n_slices: "int | 
     else:
         direction = np.diag([-1.0, -1.0, 1.0]) if orient > 0.8 else np.eye(3)
     origin = rng.uniform(-250.0, 250.0, 3) if rng.random() < 0.9 else np.zeros(3)
+    # each slice is its own breath-hold: the heart lands a little differently every time
+    jitter = rng.uniform(-2.0, 2.0, (n_slices, 2)) * (rng.random() < 0.7)
     return Geometry(size=(W, H), spacing=sp, slice_spacing=sz, slice_thickness=float(thickness), z=z, centre=centre,
-                    drift=drift, view_angle=view_angle, mirrored=mirrored,
+                    drift=drift, jitter=jitter, view_angle=view_angle, mirrored=mirrored,
                     direction=tuple(float(v) for v in direction.ravel()), origin=tuple(float(v) for v in origin))
 
 
 def lv_centre_mm(geom: Geometry, anat: A.Anatomy, z: float) -> tuple[float, float]:
-    """LV centre in plane z, mm from the image centre (x right, y down)."""
+    """LV centre in plane z, mm from the image centre (x right, y down): base position, drift along
+    the long axis, and the breath-hold jitter of the slice that plane z belongs to."""
     f = z / anat.length
-    return geom.centre[0] + geom.drift[0] * f, geom.centre[1] + geom.drift[1] * f
+    k = int(np.argmin(np.abs(geom.z - z)))
+    return (geom.centre[0] + geom.drift[0] * f + geom.jitter[k, 0],
+            geom.centre[1] + geom.drift[1] * f + geom.jitter[k, 1])
 
 
 def _cover_a_slice(scar: ScarSpec, s: np.ndarray) -> None:
