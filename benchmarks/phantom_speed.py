@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
             table.append({"mvoxels": [lo, hi], "cases": int(sel.sum()), "median_s": float(np.median(secs[sel])),
                           "max_s": float(secs[sel].max())})
             print(f"{f'{lo}-{hi}':>12} {int(sel.sum()):>6} {np.median(secs[sel]):>9.3f} {secs[sel].max():>7.3f}")
-    summary = {"cases": len(rows), "median_s": float(np.median(secs)), "p90_s": float(np.percentile(secs, 90)),
+    summary = {"cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "cases": len(rows), "median_s": float(np.median(secs)), "p90_s": float(np.percentile(secs, 90)),
                "max_s": float(secs.max()), "cases_per_s": float(len(rows) / secs.sum()), "by_size": table}
     print(f"all: median {summary['median_s']:.3f} s, 90th percentile {summary['p90_s']:.3f} s, "
           f"max {summary['max_s']:.3f} s, {summary['cases_per_s']:.1f} cases/s")
