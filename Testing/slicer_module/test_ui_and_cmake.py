@@ -191,3 +191,48 @@ def test_slicer_requirements_agree_with_pyproject():
         assert req.name.lower() in project, f"{req.name} is not a dependency in pyproject.toml"
         assert req.specifier == project[req.name.lower()].specifier, f"{req.name}: {req.specifier} vs pyproject {project[req.name.lower()].specifier}"
         assert req.name not in PROTECTED  # Slicer's own builds are never pip-installed
+
+
+# A stand-in for Slicer's CMake package: the same macros, which check that every listed file exists and
+# record what the real ones would build and register.
+FAKE_SLICER_CONFIG = r"""
+set(Slicer_USE_FILE "${CMAKE_CURRENT_LIST_DIR}/empty.cmake")
+set(Slicer_EXTENSION_GENERATE_CONFIG "${CMAKE_CURRENT_LIST_DIR}/empty.cmake")
+set(Slicer_EXTENSION_CPACK "${CMAKE_CURRENT_LIST_DIR}/empty.cmake")
+set(RECORD "${CMAKE_CURRENT_LIST_DIR}/record.txt")
+file(WRITE "${RECORD}" "")
+function(slicerMacroBuildScriptedModule)
+  cmake_parse_arguments(M "WITH_GENERIC_TESTS" "NAME" "SCRIPTS;RESOURCES" ${ARGN})
+  foreach(f IN LISTS M_SCRIPTS M_RESOURCES)
+    if(NOT EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/${f}")
+      message(FATAL_ERROR "${M_NAME}: listed file ${f} does not exist")
+    endif()
+  endforeach()
+  list(LENGTH M_SCRIPTS n_scripts)
+  list(LENGTH M_RESOURCES n_resources)
+  file(APPEND "${RECORD}" "module ${M_NAME} ${n_scripts} ${n_resources}\n")
+endfunction()
+function(slicer_add_python_unittest)
+  cmake_parse_arguments(T "" "SCRIPT" "" ${ARGN})
+  file(APPEND "${RECORD}" "unittest ${T_SCRIPT}\n")
+endfunction()
+"""
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs the cmake program")
+def test_the_extension_configures_with_cmake(tmp_path):
+    import subprocess
+
+    fake = tmp_path / "Slicer"
+    fake.mkdir()
+    (fake / "SlicerConfig.cmake").write_text(FAKE_SLICER_CONFIG)
+    (fake / "empty.cmake").write_text("")
+    result = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(tmp_path / "build"), f"-DSlicer_DIR={fake}", "-DBUILD_TESTING=ON"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    record = (fake / "record.txt").read_text().splitlines()
+    modules = {line.split()[1]: line.split()[2:] for line in record if line.startswith("module ")}
+    assert set(modules) == {"ScarEnhance", "ScarEnhanceTraining"}
+    scripts, resources = listed_files(MODULE / "CMakeLists.txt")
+    assert modules["ScarEnhance"] == [str(len(scripts)), str(len(resources))]
+    assert "unittest ScarEnhance.py" in record
