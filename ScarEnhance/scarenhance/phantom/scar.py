@@ -7,7 +7,7 @@ grey zone at the border; labels are the weights thresholded at 0.5.
 
 Patterns (EMIDEC/MyoPS-like mix):
 - none
-- subendocardial: ischaemic, from the endocardium through ≤ 55 % of the wall in one coronary territory
+- subendocardial: ischaemic, from the endocardium through ≤ 60 % of the wall in one coronary territory
 - transmural: ischaemic, most of the wall at the territory centre, subendocardial at its edges
 - no_reflow: a transmural infarct with a dark microvascular-obstruction core (EMIDEC label 4)
 - mid_wall: a band inside the wall, septal or inferolateral (non-ischaemic cardiomyopathy)
@@ -133,7 +133,7 @@ def sample_scar(rng: np.random.Generator, pattern: str) -> ScarSpec:
         centre = rng.uniform(-0.35, 0.35) if septal else rng.uniform(2.3, 2.9)
         lo = rng.uniform(0.0, 0.3)
         return ScarSpec(pattern, territory="septal" if septal else "inferolateral", centre=centre,
-                        half_width=rng.uniform(0.8, 1.6), band=(rng.uniform(0.4, 0.6), rng.uniform(0.14, 0.28)),
+                        half_width=rng.uniform(0.9, 1.8), band=(rng.uniform(0.4, 0.6), rng.uniform(0.15, 0.3)),
                         z_range=(lo, lo + rng.uniform(0.35, 0.7)), ripple=ripple)
     if pattern == "rv_insertion":
         n = int(rng.integers(3, 8))
@@ -149,8 +149,8 @@ def sample_scar(rng: np.random.Generator, pattern: str) -> ScarSpec:
     transmural = pattern != "subendocardial"
     return ScarSpec(
         pattern, territory=territory, centre=float(_wrap(np.array(rng.uniform(c_lo, c_hi)))),
-        half_width=rng.uniform(0.9, 1.8) if transmural else rng.uniform(0.8, 1.7),
-        transmurality=rng.uniform(0.75, 1.05) if transmural else rng.uniform(0.3, 0.55),
+        half_width=rng.uniform(1.0, 2.0) if transmural else rng.uniform(0.9, 1.9),
+        transmurality=rng.uniform(0.75, 1.05) if transmural else rng.uniform(0.35, 0.6),
         z_range=(rng.uniform(z0_lo, z0_hi), rng.uniform(z1_lo, z1_hi)),
         core=rng.uniform(0.35, 0.7) if pattern == "no_reflow" else 0.0, ripple=ripple,
     )
