@@ -113,3 +113,28 @@ def test_checkpoint_holds_the_shared_final_weights(torchrun_result):
 
 if __name__ == "__main__":
     worker(Path(sys.argv[1]))
+
+
+def test_training_pipeline_under_torchrun(tmp_path):
+    """`torchrun … -m scarenhance train`: both trainers in one pair of processes (the process group must
+    survive from one trainer to the next), rank 0 alone writing state, targets and models."""
+    from scarenhance.phantom import write_cases
+
+    write_cases(tmp_path / "data", n=4, seed=9100, n_slices=3, size=(80, 80))
+    settings = ["segmentation.epochs=2", "segmentation.batch_size=2", "segmentation.crop=64", "segmentation.steps_per_epoch=2",
+                "diffusion.epochs=2", "diffusion.batch_size=2", "diffusion.crop_size=32", "diffusion.samples_per_epoch=4",
+                "diffusion.val_crops=4", "diffusion.sample_every=0", 'diffusion.roi_source="labels"']
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", "-m", "scarenhance",
+           "train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--device", "cpu",
+           "--stop-after", "diffusion"] + [a for s in settings for a in ("--set", s)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert "2 processes" in output
+    state = json.loads((tmp_path / "run" / "pipeline.json").read_text())
+    assert [state["steps"][s]["status"] for s in ("targets", "segmentation", "diffusion", "evaluation")] == \
+        ["done", "done", "done", "pending"]
+    assert output.count("[segmentation] starting") == 1  # logged by rank 0 only
+    for name in ("run-heart-seg", "run-scar-diffusion"):
+        assert (tmp_path / "run" / "models" / name / "models" / "model.pt").is_file()
