@@ -318,6 +318,9 @@ class ScarEnhancePanel(VTKObservationMixin):
         mean, std = job.result
         # Original in the background, enhanced in the foreground: the views' fader compares the two.
         slicer.util.setSliceViewerLayers(background=self._param.inputVolume, foreground=mean, foregroundOpacity=1.0)
+        roiDisplay = self._param.roiSegmentation.GetDisplayNode() if self._param.roiSegmentation else None
+        if roiDisplay is not None:
+            roiDisplay.SetVisibility2DFill(False)  # the ROI as an outline: the scar underneath stays visible
         added = f"\"{mean.GetName()}\"" + (f" and \"{std.GetName()}\"" if std is not None else "")
         self._setStatus(_("Added {added} in {time}. Drag the slice views' foreground fader to compare with the original.").format(
             added=added, time=formatDuration(job.elapsedS)))
