@@ -10,7 +10,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cpu-small: 0.8 M parameters, minutes on a CPU (default); gpu-paper: the paper's 10.5 M U-Net, 100 epochs, batch 64")
     p.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="slices per batch, per process under torchrun (default: the preset's)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3, as the paper)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's: 2e-3 cpu-small, 1e-3 gpu-paper as the paper)")
     p.add_argument("--crop", type=int, help="training crop size in pixels, multiple of 16 (default: the preset's)")
     p.add_argument("--channels", help="comma-separated U-Net widths, e.g. 16,32,64,128,256 (default: the preset's)")
     p.add_argument("--spacing-mm", type=float, default=1.75, help="in-plane pixel size slices are resampled to (default: 1.75)")

@@ -44,7 +44,7 @@ def train_segmentation(
     preset: str = N.DEFAULT_PRESET,
     epochs: "int | None" = None,
     batch_size: "int | None" = None,
-    lr: float = 1e-3,
+    lr: "float | None" = None,
     crop: "int | None" = None,
     channels: "tuple[int, ...] | None" = None,
     spacing_mm: float = N.DEFAULT_SPACING_MM,
@@ -64,7 +64,7 @@ def train_segmentation(
 ) -> dict:
     """Train and write the model folder `out`; returns a summary dict (also in the model's metadata).
 
-    preset: "cpu-small" (default) or "gpu-paper"; epochs, batch_size, crop, channels and
+    preset: "cpu-small" (default) or "gpu-paper"; epochs, batch_size, lr, crop, channels and
     validate_every (epochs between validations; the last epoch is always validated) override it.
     resume: continue the run in OUT/training; without it an existing model or run in OUT is an
     InputError (nothing is overwritten). Under torchrun, batch_size is per process.
@@ -85,6 +85,7 @@ def train_segmentation(
         raise InputError(f"unknown preset {preset!r}: choose one of {', '.join(N.PRESETS)}")
     epochs = int(epochs or p["epochs"])
     batch_size = int(batch_size or p["batch_size"])
+    lr = float(lr or p["lr"])
     crop = int(crop or p["crop"])
     validate_every = int(validate_every or p["validate_every"])
     if epochs < 1 or batch_size < 1 or lr <= 0 or spacing_mm <= 0:
