@@ -268,7 +268,8 @@ def test_report_numbers_match_an_independent_recomputation(evaluated):
                 mse = np.mean((image[crop] - target[i][crop]) ** 2)
                 expected = min(10 * math.log10(255.0**2 / mse), 100.0) if mse > 0 else 100.0  # capped at 100 dB
                 assert rec[variant]["psnr_db"] == pytest.approx(expected, abs=1e-3)
-                assert rec[variant]["ssim_pct"] == pytest.approx(100 * _ssim_numpy(image[crop], target[i][crop]), abs=1e-3)
+                expected_ssim = 100 * _ssim_numpy(image[crop], target[i][crop])
+                assert rec[variant]["ssim_pct"] == pytest.approx(expected_ssim, abs=5e-3)  # MONAI computes in float32
                 assert rec[variant]["mean_myocardium"] == pytest.approx(image[myo].mean(), rel=1e-5)
             if not rec["has_scar"]:
                 continue
