@@ -191,7 +191,15 @@ DDP_SCRIPT = textwrap.dedent(
     validate = lambda m: (float(torch.nn.functional.mse_loss(m(x), y)) + ctx.rank, 1.0)
     result = fit(model, opt, loader, step, validate, config=FitConfig(epochs=3, checkpoint_dir=sys.argv[1], maximize=False), ctx=ctx)
     torch.save({"weights": result.best_weights, "metric": result.best_metric}, f"{sys.argv[1]}/rank{ctx.rank}.pt")
+    # a trainer nested in a pipeline reuses the open group and its cleanup leaves it open for the caller
+    inner = init_distributed("cpu")
+    assert ctx.owns_group and not inner.owns_group
+    cleanup(inner)
+    import torch.distributed as dist
+    assert dist.is_initialized()
+    dist.barrier()
     cleanup(ctx)
+    assert not dist.is_initialized()
     """
 )
 

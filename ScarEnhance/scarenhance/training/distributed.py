@@ -37,6 +37,7 @@ class DistributedContext:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # this context created the process group, so its `cleanup` ends it
 
     @property
     def is_distributed(self) -> bool:
@@ -56,7 +57,8 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> Distrib
     """Join the torchrun process group if there is one; otherwise a single-process context.
 
     device: "auto" | "cpu" | "cuda" as for `resolve_device`. Under torchrun with CUDA, each process
-    takes ``cuda:LOCAL_RANK``. Calling it twice in one process reuses the existing group.
+    takes ``cuda:LOCAL_RANK``. Calling it again while a group exists (a pipeline running several
+    trainers) reuses that group, and the inner context's `cleanup` leaves it open for the caller.
     """
     base = resolve_device(device)
     if not launched_by_torchrun():
@@ -76,15 +78,20 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> Distrib
         dev = torch.device("cuda", local_rank)
     else:
         dev = base
-    if not dist.is_initialized():
+    created = not dist.is_initialized()
+    if created:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
-    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=dev, owns_group=created)
 
 
 def cleanup(ctx: DistributedContext) -> None:
-    """Leave the process group (call once at the end of training on every rank)."""
-    if ctx.is_distributed and dist.is_initialized():
+    """Leave the process group at the end of training, on every rank, if `ctx` created it.
+
+    A group someone else opened (a pipeline around several trainers) stays open: destroying and
+    re-creating one in a torchrun process can hang on the store's stale rendezvous keys.
+    """
+    if ctx.is_distributed and ctx.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 
