@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="λ values of the Fig. 2 sweep ('none' to skip; default %(default)s)")
     p.add_argument("--sweep-cases", nargs="+", metavar="CASE",
                    help="cases of the λ sweep (default: those with the largest and smallest scar burden)")
+    p.add_argument("--sweep-k", type=int, metavar="K", help="samples per λ in the sweep (default: --k)")
     p.add_argument("--figure-cases", type=int, default=3, help="cases shown in figures/cases.png")
     p.add_argument("--no-single-sample", action="store_true", help="skip the k = 1 run of the Table 2 ablation")
     p.add_argument("--max-cases", type=int, help="evaluate only the first N cases")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = EvalSettings(
         lam=args.lam, k=args.k, steps=args.steps, seed=args.seed, single_sample=not args.no_single_sample,
-        lam_sweep=tuple(args.lam_sweep), sweep_cases=args.sweep_cases, figure_cases=args.figure_cases,
+        lam_sweep=tuple(args.lam_sweep), sweep_cases=args.sweep_cases, sweep_k=args.sweep_k, figure_cases=args.figure_cases,
         lpips_weights=args.lpips_weights, max_cases=args.max_cases, save_volumes=not args.no_volumes,
         layout=args.layout,
     )

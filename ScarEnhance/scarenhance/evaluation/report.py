@@ -72,6 +72,7 @@ class EvalSettings:
     lam_sweep: tuple[int, ...] = DEFAULT_SWEEP  # empty: no sweep
     sweep_cases: Optional[list[str]] = None  # None: the cases with the largest and smallest scar burden
     n_sweep_cases: int = 2
+    sweep_k: Optional[int] = None  # samples per λ in the sweep (None: k); fewer make a long CPU sweep affordable
     figure_cases: int = 3
     lpips_weights: Optional[str] = None
     cases: Optional[list[str]] = None  # evaluate only these cases (e.g. a validation split)
@@ -329,7 +330,8 @@ def _lambda_sweep(cases, models, settings, config, blood_mean, progress, cancel,
     from ..targets import make_targets
 
     lams = sorted(set(int(v) for v in settings.lam_sweep))
-    out = {"lams": lams, "k": settings.k, "steps": settings.steps, "cases": []}
+    k = settings.sweep_k or settings.k
+    out = {"lams": lams, "k": k, "steps": settings.steps, "cases": []}
     total = len(cases) * len(lams)
     for c, case in enumerate(cases):
         stack = volume_to_slices(case.image)
@@ -349,7 +351,7 @@ def _lambda_sweep(cases, models, settings, config, blood_mean, progress, cancel,
             check_cancel(cancel)
             progress((c * len(lams) + j) / total, f"λ sweep: {case.name}, λ = {lam}")
             tic = time.perf_counter()
-            mean, _ = models.enhance(case.image, roi, lam=lam, k=settings.k, seed=settings.seed,
+            mean, _ = models.enhance(case.image, roi, lam=lam, k=k, seed=settings.seed,
                                      progress=lambda f, m, j=j: progress((c * len(lams) + j + f) / total, f"λ sweep: {case.name}, λ = {lam}: {m}"))
             values = case_cnr(to_stack_scale(stack, mean))
             entry["cnr_scar_myo"].append(values["cnr_scar_myo"])
