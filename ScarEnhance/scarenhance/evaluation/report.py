@@ -107,7 +107,7 @@ def evaluate_dataset(
     log=print,
 ) -> dict:
     """Evaluate `models` on the labelled cases in `data_dir`; write the report folder; return report.json's dict."""
-    from ..datasets import iter_cases, list_cases
+    from ..datasets import list_cases, load_case
     from .lpips import load_lpips
 
     report_dir = Path(report_dir)
@@ -131,19 +131,22 @@ def evaluate_dataset(
     log(f"LPIPS {lpips_status}")
     report_dir.mkdir(parents=True, exist_ok=True)
 
-    progress(0.0, "reading cases for the target gamma settings")
-    wanted = set(names)
-    cases = [c for c in iter_cases(data_dir, settings.layout) if c.name in wanted]
-    config, blood_mean = _target_settings(cases)
+    progress(0.0, "reading the cases for the dataset blood mean of the gamma targets")
+
+    def load(name):
+        return load_case(data_dir, name, settings.layout)
+
+    config, blood_mean = _target_settings(load(n) for n in names)  # one case in memory at a time
 
     records, panels, burdens, timings = [], [], {}, []
-    for i, case in enumerate(cases):
+    for i, name in enumerate(names):
         check_cancel(cancel)
-        step = scaled(progress, 0.02 + 0.78 * i / len(cases), 0.02 + 0.78 * (i + 1) / len(cases))
-        step(0.0, f"case {i + 1}/{len(cases)}: {case.name}")
+        case = load(name)
+        step = scaled(progress, 0.02 + 0.78 * i / len(names), 0.02 + 0.78 * (i + 1) / len(names))
+        step(0.0, f"case {i + 1}/{len(names)}: {name}")
         record, panel, timing = _evaluate_case(case, models, settings, config, blood_mean, lpips_metric,
                                                report_dir if settings.save_volumes else None, seed=settings.seed + i,
-                                               progress=lambda f, m, name=case.name, j=i: step(f, f"case {j + 1}/{len(cases)} {name}: {m}"))
+                                               progress=lambda f, m, j=i: step(f, f"case {j + 1}/{len(names)} {name}: {m}"))
         records.append(record)
         timings.append(timing)
         burdens[case.name] = record["scar_burden_pct"]
@@ -154,8 +157,7 @@ def evaluate_dataset(
     sweep = {}
     sweep_names = settings.sweep_cases or _pick_sweep_cases(burdens, settings.n_sweep_cases)
     if settings.lam_sweep and sweep_names:
-        by_name = {c.name: c for c in cases}
-        sweep = _lambda_sweep([by_name[n] for n in sweep_names], models, settings, config, blood_mean,
+        sweep = _lambda_sweep([load(n) for n in sweep_names], models, settings, config, blood_mean,
                               lambda f, m: progress(0.8 + 0.17 * f, m), cancel, log)
 
     progress(0.97, "writing the report")
@@ -254,14 +256,13 @@ def _evaluate_case(case, models, settings, config, blood_mean, lpips, out_dir, s
         variants["whole_image"] = to_stack_scale(stack, whole)
     spread = to_stack_scale(stack, std, shift=False)
 
-    slices, dice_per_slice = [], []
+    slices = []
     for i in range(stack.num_slices):
         if not truth[i].any():
             continue
         images = {"original": stack.slices[i], "target": target[i], **{k: v[i] for k, v in variants.items()}}
         record = slice_record(i, labels[i], images, lpips)
         record["dice_heart"] = M.dice(roi[i], truth[i])
-        dice_per_slice.append(record["dice_heart"])
         slices.append(record)
 
     scar, myo = int((labels == SCAR).sum()), int((labels == MYOCARDIUM).sum())
@@ -425,15 +426,10 @@ def summarize_report(cases: list[dict]) -> dict:
 
 
 def _target_settings(cases) -> tuple[object, float]:
-    """The authors' gamma configuration and this data set's mean blood-pool intensity (paper §2.1)."""
-    from ..geometry import labels_to_slices, volume_to_slices
+    """The authors' gamma configuration and the evaluated data set's mean blood-pool intensity (paper §2.1)."""
     from ..targets import GammaConfig, dataset_blood_mean
 
-    stacks = []
-    for case in cases:
-        stack = volume_to_slices(case.image)
-        stacks.append((stack.slices, labels_to_slices(case.labels, stack)))
-    return GammaConfig(), float(dataset_blood_mean(stacks))
+    return GammaConfig(), float(dataset_blood_mean(cases))
 
 
 def _config_dict(config) -> dict:
