@@ -49,8 +49,11 @@ def recorded(monkeypatch):
 
 
 def _options(tmp_path, **kw) -> PipelineOptions:
+    from scarenhance.phantom import write_cases
+
     data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
+    if not data.exists():
+        write_cases(data, n=1, seed=1, n_slices=2, size=(48, 48))
     return PipelineOptions(data=data, out=tmp_path / "run", device="cpu", **kw)
 
 
@@ -214,3 +217,11 @@ def test_interrupt_and_resume_the_real_pipeline(tmp_path, training_module):
     for model_id in ("run-heart-seg", "run-scar-diffusion"):
         logic.registry.verify(ids[model_id])
         assert not (ids[model_id].folder / "training").exists()
+
+
+def test_a_bad_data_folder_fails_before_anything_is_written(tmp_path, recorded):
+    calls, _ = recorded
+    options = PipelineOptions(data=tmp_path / "missing", out=tmp_path / "run", device="cpu")
+    with pytest.raises(InputError, match="missing"):
+        run_pipeline(options, log=lambda line: None)
+    assert calls == [] and not (tmp_path / "run").exists()

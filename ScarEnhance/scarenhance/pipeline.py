@@ -178,12 +178,21 @@ def run_pipeline(options: PipelineOptions, progress: ProgressFn = no_progress, c
         raise InputError(f"--stop-after must be one of {', '.join(STEPS)}, got {options.stop_after!r}")
     ctx = init_distributed(options.device)
     out = Path(options.out)
-    state = None
+    state, problem = None, None
     if ctx.is_main:
-        state = start_or_resume(options)
-        out.mkdir(parents=True, exist_ok=True)
-        write_state(out, state)
-    state = broadcast_object(state, ctx)
+        try:
+            from .datasets import list_cases
+
+            list_cases(options.data, options.layout)  # a bad data folder fails here, before anything is written
+            state = start_or_resume(options)
+            out.mkdir(parents=True, exist_ok=True)
+            write_state(out, state)
+        except InputError as e:
+            problem = e
+    state, problem = broadcast_object((state, problem), ctx)  # every rank stops on rank 0's error
+    if problem is not None:
+        cleanup(ctx)
+        raise problem
     settings = state["settings"]
 
     start = 0.0
