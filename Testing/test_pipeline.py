@@ -225,3 +225,21 @@ def test_a_bad_data_folder_fails_before_anything_is_written(tmp_path, recorded):
     with pytest.raises(InputError, match="missing"):
         run_pipeline(options, log=lambda line: None)
     assert calls == [] and not (tmp_path / "run").exists()
+
+
+def test_headless_module_entry(tmp_path, training_module, capsys):
+    """`Slicer --python-script ScarEnhanceTraining.py ARGS` runs main(); here outside Slicer, the same code."""
+    import importlib
+
+    from scarenhance.phantom import write_cases
+
+    module = importlib.import_module("ScarEnhanceTraining")
+    write_cases(tmp_path / "data", n=2, seed=3, n_slices=2, size=(48, 48))
+    assert module.main(["--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "run")]) == 2
+    assert "data folder does not exist" in capsys.readouterr().err
+    code = module.main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--stop-after", "targets",
+                        "--device", "cpu", "--python", sys.executable])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "100.0 %" in out and "succeeded" in out and "targets ✓" in out
+    assert (tmp_path / "run" / "targets" / "targets.json").is_file()

@@ -226,6 +226,7 @@ def run_pipeline(options: PipelineOptions, progress: ProgressFn = no_progress, c
         if options.stop_after == step:
             if ctx.is_main:
                 log(f"stopped after {step} as asked; run again with --resume to finish")
+            progress(1.0, f"stopped after {step}")
             break
     cleanup(ctx)
     return state
