@@ -93,6 +93,18 @@ def test_crops_are_centred_on_the_roi_and_augmented_consistently(pairs):
     assert torch.equal(batch["y0"], fixed_batch(pairs, 32, 5, seed=1)["y0"])
 
 
+def test_scar_focus_centres_crops_on_scar(pairs):
+    focused = CropDataset(pairs, crop_size=32, length=30, seed=2, scar_focus=1.0)
+    assert focused.scarred
+    for i in range(len(focused)):
+        item = focused[i]
+        centre = (slice(0, 1), slice(15, 17), slice(15, 17))  # the 2×2 centre block, whatever the flip/turn
+        assert (item["y0"][centre] > item["x0"][centre]).any()  # a scar pixel there: the target brightened it
+    uniform = CropDataset(pairs, crop_size=32, length=30, seed=2, scar_focus=0.0)
+    centred_on_scar = sum(bool((uniform[i]["y0"][centre] > uniform[i]["x0"][centre]).any()) for i in range(30))
+    assert centred_on_scar < 25  # ROI-centred crops mostly land elsewhere
+
+
 def test_ema_follows_the_network_and_is_what_gets_shipped():
     torch.manual_seed(0)
     model = EMADenoiser(ConditionalDenoiser(**TINY), decay=0.5)

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=200, help="paper: 200")
     p.add_argument("--batch-size", type=int, default=16, help="per process (paper: 16)")
     p.add_argument("--crop-size", type=int, default=64, help="training crop side in native pixels, around the heart")
+    p.add_argument("--scar-focus", type=float, default=0.5,
+                   help="fraction of training crops centred on scar rather than anywhere in the ROI (0 = paper's uniform crops)")
     p.add_argument("--samples-per-epoch", type=int, default=None, help="crops per epoch (default: one per training slice)")
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (paper: Adam 1e-4)")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -45,7 +47,7 @@ def run(args) -> int:
     from ..progress import cli_progress
 
     config = DiffusionTrainConfig(
-        preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size,
+        preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, scar_focus=args.scar_focus,
         samples_per_epoch=args.samples_per_epoch, lr=args.lr, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, grad_clip=args.grad_clip, t_max=args.t_max, val_fraction=args.val_fraction,
         sample_every=args.sample_every, roi_source=args.roi_source, seg_model=args.seg_model,
