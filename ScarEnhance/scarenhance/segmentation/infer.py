@@ -121,8 +121,10 @@ def segment_heart(
     dev = resolve_device(device)
     if not isinstance(model, SegmentationModel):
         model = load_segmentation_model(model, dev)
-    elif model.device != dev:
-        model = SegmentationModel(model.network.to(dev), model.metadata, model.path)
+    elif model.device != dev:  # a copy on `dev`: the caller's (possibly cached) model stays where it is
+        import copy
+
+        model = SegmentationModel(copy.deepcopy(model.network).to(dev), model.metadata, model.path)
     progress(0.0, "preparing slices")
     stack = geometry.volume_to_slices(image, spacing_mm=model.spacing_mm, multiple_of=model.multiple_of)
     probs = predict_slices(model.network, stack.slices / np.float32(255.0), batch_size, dev,

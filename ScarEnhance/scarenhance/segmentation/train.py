@@ -126,7 +126,7 @@ def train_segmentation(
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr * 0.02)
 
         def train_step(m, batch):
-            return loss_fn(m(batch["image"]), batch["label"])
+            return loss_fn(m(batch["image"]).float(), batch["label"])  # the loss in fp32 under autocast
 
         my_val = val_cases[ctx.rank::ctx.world_size]
 
