@@ -29,8 +29,10 @@ def _pyplot():
     return plt
 
 
-def write_figures(report: dict, panels: list, out_dir: "str | Path") -> list[Path]:
-    """Write every figure that has data; returns their paths."""
+def write_figures(report: dict, panels: list, out_dir: "str | Path", highlight=None) -> list[Path]:
+    """Write every figure that has data; returns their paths. highlight: the panel of overview.png
+    (default: the first)."""
+    highlight = highlight or (panels[0] if panels else None)
     plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -38,7 +40,7 @@ def write_figures(report: dict, panels: list, out_dir: "str | Path") -> list[Pat
     jobs = [("cases.png", panels and (lambda: case_panels(plt, panels))),
             ("lambda_curve.png", (report.get("lambda_sweep") or {}).get("cases") and (lambda: lambda_curve(plt, report))),
             ("cnr_scatter.png", report["summary"]["n_slices_with_scar"] and (lambda: cnr_scatter(plt, report))),
-            ("overview.png", panels and report["summary"]["n_slices_with_scar"] and (lambda: overview(plt, report, panels[0])))]
+            ("overview.png", panels and report["summary"]["n_slices_with_scar"] and (lambda: overview(plt, report, highlight)))]
     for name, make in jobs:
         if not make:
             continue
@@ -145,6 +147,8 @@ def overview(plt, report: dict, panel):
     fig = plt.figure(figsize=(10, 6.6))
     grid = fig.add_gridspec(2, 4, height_ratios=[1, 1.35], hspace=0.22, wspace=0.12)
     _show_case([fig.add_subplot(grid[0, j]) for j in range(4)], panel, plt, with_titles=True)
+    if panel.note:
+        fig.axes[0].set_ylabel(f"{panel.case} slice {panel.index}\n{panel.note}", fontsize=8)
     if has_sweep:
         _lambda_axes(fig.add_subplot(grid[1, :2]), report)
         _scatter_axes(fig.add_subplot(grid[1, 2:]), report, "cnr_scar_myo", "CNR(scar, myo)")

@@ -94,6 +94,7 @@ class Panel:
     labels: np.ndarray
     roi: np.ndarray
     cnr: dict = field(default_factory=dict)  # variant → CNR(scar, myo)
+    note: str = ""  # why this panel was picked, shown beside it
 
 
 def evaluate_dataset(
@@ -179,7 +180,8 @@ def evaluate_dataset(
     from .figures import write_figures
     from .tables import report_markdown
 
-    figures = write_figures(report, _choose_panels(panels, settings.figure_cases), report_dir / "figures")
+    figures = write_figures(report, _choose_panels(panels, settings.figure_cases), report_dir / "figures",
+                            highlight=_largest_gain(panels))
     report["figures"] = [str(p.relative_to(report_dir)) for p in figures]
     _write_text(report_dir / "report.md", report_markdown(report))
     _write_text(report_dir / "report.json", json.dumps(report, indent=1))  # last: its presence means "complete"
@@ -302,7 +304,7 @@ def _panel(name, original, target, output, spread, labels, roi, slices) -> Optio
     cs = slice(max(0, min(cc - side // 2, w - side)), min(w, max(cc - side // 2, 0) + side))
     return Panel(name, i, original[i][rs, cs], target[i][rs, cs], output[i][rs, cs], spread[i][rs, cs],
                  labels[i][rs, cs], roi[i][rs, cs],
-                 {v: best[v]["cnr_scar_myo"] for v in ("original", "target", "output")})
+                 {v: _finite_or_none(best[v]["cnr_scar_myo"]) for v in ("original", "target", "output")})
 
 
 def _choose_panels(panels: list[Panel], n: int) -> list[Panel]:
@@ -311,6 +313,17 @@ def _choose_panels(panels: list[Panel], n: int) -> list[Panel]:
         return panels
     picks = np.unique(np.round(np.linspace(0, len(panels) - 1, n)).astype(int))
     return [panels[i] for i in picks]
+
+
+def _largest_gain(panels: list[Panel]) -> Optional[Panel]:
+    """The panel whose CNR(scar, myo) the model raised most (the overview figure shows what the model does)."""
+    scored = [(p.cnr["output"] - p.cnr["original"], p) for p in panels
+              if p.cnr.get("output") is not None and p.cnr.get("original") is not None]
+    if not scored:
+        return panels[0] if panels else None
+    gain, best = max(scored, key=lambda item: item[0])
+    best.note = f"largest CNR gain of the {len(panels)} cases ({gain:+.2f})"
+    return best
 
 
 # ---- λ sweep (Fig. 2) ------------------------------------------------------------------------------
@@ -437,6 +450,10 @@ def _config_dict(config) -> dict:
         return asdict(config)
     except TypeError:
         return {"repr": repr(config)}
+
+
+def _finite_or_none(value) -> Optional[float]:
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _nanmean(values) -> Optional[float]:
