@@ -22,7 +22,8 @@ def _cells(summary: "dict | None", lpips_available: bool) -> list[str]:
 
 
 def _paper_cells(values: dict) -> list[str]:
-    return [f"{values[key][0]:.{d}f} ± {values[key][1]:.{d}f}" if key in values else "–" for key, _, d in COLUMNS]
+    """The paper's numbers at the paper's precision (two decimals)."""
+    return [f"{values[key][0]:.2f} ± {values[key][1]:.2f}" if key in values else "–" for key, _, _ in COLUMNS]
 
 
 def _row(label: str, cells: list[str]) -> str:
