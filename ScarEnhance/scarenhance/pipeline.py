@@ -45,7 +45,7 @@ PRESETS: dict[str, dict] = {
         "segmentation": {"preset": "cpu-small"},
         "diffusion": {"preset": "cpu-small", "epochs": 60, "batch_size": 12, "crop_size": 80, "lr": 5e-4,
                       "ema_decay": 0.995, "t_max": 400, "roi_source": "labels", "sample_every": 10},
-        "evaluation": {"lam": 250, "k": 5, "steps": 20, "lam_sweep": [1, 50, 100, 150, 200, 250, 300, 400]},
+        "evaluation": {"lam": 250, "k": 5, "steps": 20, "lam_sweep": [10, 50, 100, 150, 200, 250, 300, 400], "sweep_k": 2},
     },
     # The paper's settings (§3.2): U-Net Adam 1e-3, batch 64, 100 epochs; SR3 U-Net Adam 1e-4, batch 16,
     # 200 epochs, T = 1000; full ancestral sampling at λ = 250, k = 5.
