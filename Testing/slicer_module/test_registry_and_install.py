@@ -156,3 +156,20 @@ def test_sample_data_phantom_is_an_lge_volume(tmp_path):
     assert image.GetDimension() == 3 and image.GetPixelID() == sitk.sitkInt16 and 2 <= image.GetSize()[2] <= 16
     assert sorted(p.name for p in path.parent.iterdir()) == ["phantom.nrrd"]  # no partial file left
     assert THUMBNAIL.is_file()
+
+
+def test_older_slicer_installs_through_pip_install_with_the_constraints(tmp_path, monkeypatch):
+    """Without pip_ensure (Slicer < 5.11) the same install goes through slicer.util.pip_install."""
+    import slicer
+
+    calls = []
+    monkeypatch.setattr(slicer.util, "pip_install", lambda args: calls.append((list(args), Path(args[-1]).read_text())), raising=False)
+    monkeypatch.delitem(sys.modules, "slicer.pydeps", raising=False)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("scarenhance-missing-test-package>=1.0\n")
+    logic = install.InstallLogic(confirm=lambda text: True, requirementsPath=requirements)
+    with pytest.raises(RuntimeError, match="still missing"):
+        logic.ensureDependencies()
+    ((args, constraints),) = calls
+    assert args[:2] == ["scarenhance-missing-test-package>=1.0", "-c"]
+    assert f"numpy=={install.installedVersion('numpy')}" in constraints.split()
