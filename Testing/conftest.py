@@ -18,3 +18,15 @@ def _torch_threads():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _keep_locale():
+    """VTK/MRML code may switch the C locale to "C" (plain ASCII) while a test runs; a test after it
+    would then read UTF-8 text with the wrong codec. Each test gets the locale it started with."""
+    import locale
+
+    before = locale.setlocale(locale.LC_ALL)
+    yield
+    if locale.setlocale(locale.LC_ALL) != before:
+        locale.setlocale(locale.LC_ALL, before)
