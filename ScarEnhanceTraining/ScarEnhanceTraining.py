@@ -7,6 +7,7 @@ A thin module shell: metadata, the panel from ScarEnhanceTrainingLib, a self-tes
 
 or from Slicer's Python console:
 
+    from ScarEnhanceTrainingLib.TrainingLogic import TrainingParameters
     logic = slicer.util.getModuleLogic("ScarEnhanceTraining")
     result = logic.run(TrainingParameters("/data/emidec", "/runs/site1"), importModels=True)
 
