@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     )
     models = ModelPair(args.seg_model, args.diffusion_model, args.whole_image_model, steps=args.steps,
                        device=args.device, dilate_mm=args.dilate_mm)
+    if models.device.type == "cpu" and args.steps is None:
+        print(f"note: the paper's {args.lam}-step chain × k = {args.k} runs on the CPU here, which takes minutes per "
+              "slice; --steps 20 is the fast mode", flush=True)
     report = evaluate_dataset(args.data, models, args.report, settings, overwrite=args.overwrite,
                               progress=cli_progress, log=lambda line: print(line, flush=True))
     print(summary_lines(report, args.report), flush=True)
