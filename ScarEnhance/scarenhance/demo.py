@@ -94,10 +94,12 @@ def run_demo(
 
 
 def _canonical(emidec_labels: sitk.Image) -> sitk.Image:
-    """EMIDEC labels (1 cavity, 2 myocardium, 3 infarct, 4 no-reflow) → canonical classes."""
+    """EMIDEC labels (1 cavity, 2 myocardium, 3 infarct, 4 no-reflow) → canonical classes, same grid."""
     from .datasets import EMIDEC_LABELS, map_labels
 
-    return map_labels(emidec_labels, EMIDEC_LABELS)
+    canonical = sitk.GetImageFromArray(map_labels(sitk.GetArrayFromImage(emidec_labels), EMIDEC_LABELS))
+    canonical.CopyInformation(emidec_labels)
+    return canonical
 
 
 def _cnr_table(original: sitk.Image, enhanced: sitk.Image, canonical: sitk.Image) -> dict:
