@@ -185,3 +185,17 @@ def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_p
     with pytest.raises(InputError, match="does not overlap") as error:
         _enhance_command(args + ["--overwrite"])
     assert error.value.path.name == "far.nii.gz"  # the error names the ROI file
+
+
+def test_the_shipped_default_model_loads_and_runs():
+    from scarenhance.model_zoo import DIFFUSION, registry_entries
+    from scarenhance.bundle import sha256_file
+
+    net = load_diffusion_model()  # the registry's default scar-diffusion model
+    entry = next(e for e in registry_entries() if e["kind"] == DIFFUSION and e.get("default"))
+    assert sha256_file(net.model_dir / "models" / "model.pt") == entry["sha256"]
+    assert net.metadata["scarenhance"]["train_t_max"] >= 250  # the default λ is inside its training range
+    image, roi = _case()
+    mean, std = enhance_scar(image, roi, lam=250, k=1, steps=2, seed=0, device="cpu")
+    inside = sitk.GetArrayFromImage(roi).astype(bool)
+    assert np.array_equal(sitk.GetArrayFromImage(mean)[~inside], sitk.GetArrayFromImage(image)[~inside].astype(np.float32))
