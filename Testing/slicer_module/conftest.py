@@ -58,7 +58,7 @@ def phantom_volume(scene, tmp_path):
     from scarenhance.phantom import generate_case
 
     path = tmp_path / "lge.nrrd"
-    sitk.WriteImage(generate_case(3, n_slices=3).image, str(path))
+    sitk.WriteImage(generate_case(3, n_slices=3, size=(192, 192)).image, str(path))
     node = slicer.modules.volumes.logic().AddArchetypeVolume(str(path), "LGE")
     assert node is not None and node.GetImageData() is not None
     node.GetDisplayNode().SetAutoWindowLevel(False)
