@@ -1,6 +1,5 @@
 """enhance_scar on volumes: geometry, bit-identical outside, uncertainty, bad inputs, model folders, CLI."""
 
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
