@@ -60,6 +60,7 @@ class DiffusionTrainConfig:
     val_crops: int = 32
     sample_every: int = 0  # epochs between fast-mode CNR checks on validation slices (0 = never)
     roi_source: str = "labels"  # or "model": the segmentation model's predictions (as in the paper)
+    whole_image: bool = False  # Table 2 ablation: noise and loss over the whole crop (m = 1), not the ROI
     seg_model: "str | None" = None
     seed: int = 0
     time_limit_min: "float | None" = None  # stop cleanly after this many minutes (keeps the best model)
@@ -109,11 +110,14 @@ def ema_weights(state: dict) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def make_train_step(schedule: Schedule, t_max: int) -> Callable:
-    """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (B, 1, s, s)."""
+def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False) -> Callable:
+    """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (B, 1, s, s).
+    whole_image: the ablation of the paper's Table 2, plain conditional DDPM with m = 1 everywhere."""
 
     def train_step(model: nn.Module, batch: dict) -> torch.Tensor:
         x0, y0, mask = batch["x0"], batch["y0"], batch["mask"]
+        if whole_image:
+            mask = torch.ones_like(mask)
         t = torch.randint(0, t_max, (x0.shape[0],), device=x0.device)
         eps = torch.randn_like(y0)
         yt = add_localized_noise(y0, mask, eps, t, schedule)
@@ -265,7 +269,7 @@ def train_diffusion(
     )
     tic = time.perf_counter()
     try:
-        result = fit(wrapped, optimizer, loader, make_train_step(schedule, config.t_max), validate, config=fit_config,
+        result = fit(wrapped, optimizer, loader, make_train_step(schedule, config.t_max, config.whole_image), validate, config=fit_config,
                      ctx=ctx, on_best=write_model, progress=progress, cancel=watch, log=log)
         stopped = "completed"
     except Cancelled:
