@@ -26,7 +26,7 @@ TORCH_REQUIREMENT = "torch>=2.2,<2.15"
 
 
 def loadRequirements(path: Path = REQUIREMENTS) -> list[Requirement]:
-    lines = (l.split("#", 1)[0].strip() for l in Path(path).read_text().splitlines())
+    lines = (l.split("#", 1)[0].strip() for l in Path(path).read_text(encoding="utf-8").splitlines())
     return [Requirement(l) for l in lines if l and not l.startswith("-")]
 
 
@@ -53,7 +53,7 @@ def writeConstraints(folder: str) -> Path:
     """A pip constraints file holding each protected package at its installed version."""
     pins = [f"{name}=={installedVersion(name)}" for name in PROTECTED if installedVersion(name)]
     path = Path(folder) / "scarenhance-constraints.txt"
-    path.write_text("\n".join(pins) + "\n")
+    path.write_text("\n".join(pins) + "\n", encoding="utf-8")
     return path
 
 

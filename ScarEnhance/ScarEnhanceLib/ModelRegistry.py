@@ -75,7 +75,7 @@ def sha256File(path: Path) -> str:
 
 def _readMetadata(folder: Path) -> dict:
     try:
-        return json.loads((folder / METADATA).read_text())
+        return json.loads((folder / METADATA).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise ModelError(f"not a ScarEnhance model folder: {METADATA} is missing or unreadable ({e})", folder) from e
 
@@ -173,7 +173,7 @@ class ModelRegistry:
         if not self.shippedRegistry.is_file():
             return []
         try:
-            entries = json.loads(self.shippedRegistry.read_text())["models"]
+            entries = json.loads(self.shippedRegistry.read_text(encoding="utf-8"))["models"]
         except (json.JSONDecodeError, KeyError) as e:
             raise ModelError(f"unreadable model registry ({e})", self.shippedRegistry) from e
         infos = []

@@ -99,8 +99,8 @@ def read_metadata(model_dir: "str | Path") -> dict:
         if not (root / rel).is_file():
             raise ModelError(f"not a ScarEnhance model folder: {rel} is missing", root)
     try:
-        meta = json.loads((root / METADATA).read_text())
-        meta["network_def"] = json.loads((root / INFERENCE).read_text())["network_def"]
+        meta = json.loads((root / METADATA).read_text(encoding="utf-8"))
+        meta["network_def"] = json.loads((root / INFERENCE).read_text(encoding="utf-8"))["network_def"]
     except (json.JSONDecodeError, KeyError) as e:
         raise ModelError(f"unreadable model configuration ({e})", root) from e
     if "weights_sha256" not in meta.get("scarenhance", {}):

@@ -331,7 +331,7 @@ def read_label_map(path: "str | Path") -> dict[int, int]:
             path,
         )
     try:
-        spec = json.loads(path.read_text())
+        spec = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"cannot read the label map: {e}", path) from e
     if not isinstance(spec, dict):

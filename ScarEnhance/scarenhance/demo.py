@@ -88,7 +88,7 @@ def run_demo(
     result.metrics.update(lam=lam, k=k, steps=steps, seed=seed)
     progress(0.97, "drawing the figure")
     _figure(case.image, canonical, roi, mean, std, result.files["figure"])
-    result.files["metrics"].write_text(json.dumps({"metrics": result.metrics, "timings_s": result.timings}, indent=2))
+    result.files["metrics"].write_text(json.dumps({"metrics": result.metrics, "timings_s": result.timings}, indent=2), encoding="utf-8")
     progress(1.0, "done")
     return result
 

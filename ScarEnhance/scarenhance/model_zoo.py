@@ -29,7 +29,7 @@ def registry_entries(registry: "Path | None" = None) -> list[dict]:
     path = registry or REGISTRY
     if not path.is_file():
         return []
-    return json.loads(path.read_text())["models"]
+    return json.loads(path.read_text(encoding="utf-8"))["models"]
 
 
 def default_model_id(kind: str) -> str:

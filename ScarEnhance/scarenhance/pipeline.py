@@ -118,7 +118,7 @@ def read_state(out: "str | Path") -> Optional[dict]:
     if not path.is_file():
         return None
     try:
-        state = json.loads(path.read_text())
+        state = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise InputError(f"the pipeline state file is unreadable ({e}); start a new run in another folder", path) from e
     if state.get("format") != FORMAT:
@@ -318,7 +318,7 @@ def held_out_cases(options: PipelineOptions) -> list[str]:
     epoch). Both split with the same seeded permutation, so the diffusion's 15 % lie inside the U-Net's 20 %."""
     held = None
     for kind, key in (("segmentation", "val_case_names"), ("diffusion", "val_cases")):
-        meta = json.loads((options.model_dir(kind) / "configs" / "metadata.json").read_text())
+        meta = json.loads((options.model_dir(kind) / "configs" / "metadata.json").read_text(encoding="utf-8"))
         names = set(meta["scarenhance"].get("training", {}).get(key) or [])
         held = names if held is None else held & names
     if not held:

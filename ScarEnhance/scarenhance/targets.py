@@ -94,7 +94,7 @@ class GammaConfig:
         """Read a JSON object holding any subset of the fields; the rest keep the authors' defaults."""
         path = Path(path)
         try:
-            spec = json.loads(path.read_text())
+            spec = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError("gamma configuration file not found", path) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -360,7 +360,7 @@ def _write_json_atomic(data: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)
         os.replace(tmp, path)
     finally:

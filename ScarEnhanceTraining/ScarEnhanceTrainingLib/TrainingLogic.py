@@ -167,7 +167,7 @@ class TrainingLogic:
     def readState(outputFolder) -> Optional[dict]:
         path = Path(outputFolder) / STATE_FILE
         try:
-            return json.loads(path.read_text()) if path.is_file() else None
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
         except json.JSONDecodeError:
             return None  # being replaced right now (it is written atomically, so only briefly)
 

@@ -329,7 +329,7 @@ def _record(out: Path, summary: dict) -> None:
     path = out / METADATA
     if not path.exists():
         return
-    meta = json.loads(path.read_text())
+    meta = json.loads(path.read_text(encoding="utf-8"))
     meta["scarenhance"]["training"].update({k: v for k, v in summary.items() if k in ("stopped", "minutes", "epochs_done")})
     atomic_write_bytes(path, json.dumps(meta, indent=2).encode())
 

@@ -70,7 +70,7 @@ def _write_case(folder: Path, case: PhantomCase) -> None:
     (folder / "Contours").mkdir()
     write_image(case.image, folder / "Images" / f"{name}.nii.gz")
     write_image(case.labels, folder / "Contours" / f"{name}.nii.gz")
-    (folder / f"{name}.json").write_text(json.dumps(case.info, indent=1, default=_json_default) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps(case.info, indent=1, default=_json_default) + "\n", encoding="utf-8")
 
 
 def _json_default(value):

@@ -160,7 +160,7 @@ def train_segmentation(
                    "seconds_this_run": round(seconds, 1)}
         if ctx.is_main:
             write_model(result.best_weights, result.best_metric, result.best_epoch, result.history, seconds)
-            (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
             log(f"train-seg: wrote {out} (best validation Dice {_fmt(result.best_metric)} at epoch {summary['best_epoch']})")
         return summary
     finally:
