@@ -15,7 +15,6 @@ The pipeline (targets → heart segmentation → diffusion → evaluation) is `s
 child process by ScarEnhanceTrainingLib/TrainingLogic.py.
 """
 
-import argparse
 import os
 import sys
 
@@ -28,7 +27,8 @@ except ImportError:  # plain Python (no Slicer application): only main(), the he
     ScriptedLoadableModule = ScriptedLoadableModuleLogic = ScriptedLoadableModuleTest = ScriptedLoadableModuleWidget = object
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # --python-script does not add it
-from ScarEnhanceTrainingLib.TrainingLogic import PRESETS, STEPS, TrainingLogic, TrainingParameters, describeState  # noqa: E402
+from ScarEnhanceTrainingLib.Headless import main  # noqa: E402,F401  (the --python-script entry)
+from ScarEnhanceTrainingLib.TrainingLogic import STEPS, TrainingLogic, TrainingParameters  # noqa: E402
 
 try:
     from slicer.i18n import tr as _
@@ -117,51 +117,6 @@ class ScarEnhanceTrainingTest(ScriptedLoadableModuleTest):
         self.assertIn("run-heart-seg", ids)
         self.assertIn("run-scar-diffusion", ids)
         self.delayDisplay("Test passed")
-
-
-def main(argv=None) -> int:
-    """Headless entry: `Slicer --no-main-window --python-script ScarEnhanceTraining.py ARGS` (or plain Python)."""
-    parser = argparse.ArgumentParser(prog="ScarEnhanceTraining", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="labelled data set (EMIDEC, MyoPS or images/ + labels/)")
-    parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--preset", default="cpu-small", choices=PRESETS)
-    parser.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
-    parser.add_argument("--eval-data", default="", help="labelled test set for the report")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="STEP.KEY=VALUE")
-    parser.add_argument("--stop-after", default="", choices=("",) + STEPS)
-    parser.add_argument("--import-models", action="store_true", help="add the trained models to ScarEnhance's model list")
-    parser.add_argument("--models-dir", help="model folder of the registry (default: ScarEnhance's user model folder)")
-    parser.add_argument("--python", help="interpreter of the child process (default: PythonSlicer, else this one)")
-    args = parser.parse_args(argv)
-
-    registry = None
-    if args.models_dir:
-        from ScarEnhanceLib.ModelRegistry import ModelRegistry
-
-        registry = ModelRegistry(args.models_dir)
-    logic = ScarEnhanceTrainingLogic(registry=registry, python=args.python)
-    params = TrainingParameters(args.data, args.out, preset=args.preset, resume=args.resume, evalDataFolder=args.eval_data,
-                                device=args.device, overrides=args.overrides, stopAfter=args.stop_after)
-    problems = params.problems()
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        return 2
-    last = [-1.0]
-
-    def onProgress(p):
-        if p.fraction - last[0] >= 0.01 or p.fraction >= 1.0:  # one line per percent is plenty in a log
-            last[0] = p.fraction
-            print(f"{100 * p.fraction:5.1f} %  {p.message}", flush=True)
-
-    result = logic.run(params, onProgress=onProgress, onLog=lambda line: print(line, flush=True),
-                       importModels=args.import_models)
-    print(f"ScarEnhanceTraining: {result.status.value}; steps: {describeState(result.state)}", flush=True)
-    if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
-    if result.reportPath:
-        print(f"report: {result.reportPath}")
-    return 0 if result.succeeded else 1
 
 
 if __name__ == "__main__":

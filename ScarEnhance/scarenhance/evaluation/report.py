@@ -33,7 +33,7 @@ import SimpleITK as sitk
 
 from .. import __version__
 from ..errors import InputError
-from ..labels import BLOOD, MYOCARDIUM, SCAR, heart_mask
+from ..labels import MYOCARDIUM, SCAR, heart_mask
 from ..progress import ProgressFn, check_cancel, no_progress, scaled
 from . import metrics as M
 from .paper import LAMBDA_SWEEP as DEFAULT_SWEEP

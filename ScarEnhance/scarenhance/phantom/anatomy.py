@@ -274,7 +274,7 @@ def sample_anatomy(rng: np.random.Generator, hcm: "bool | None" = None) -> Anato
     spine_r = rng.uniform(14.0, 19.0)
     # the anterior chest wall lies a few mm in front of the heart (at the LV centre's X) ...
     heart_top = lv_out + rng.uniform(3.0, 20.0)
-    gap = rng.uniform(6.0, 20.0)
+    rng.uniform(6.0, 20.0)  # no longer used, still drawn: keeps every seed's case as the shipped models saw it
     while True:
         ax_t, ay_t = body_ax - wall_in, body_ay - wall_in
         body_cy = heart_top - ay_t * np.sqrt(max(1.0 - (body_cx / ax_t) ** 2, 0.05))
