@@ -37,7 +37,7 @@ def run_demo(
     seed: int = 7,
     lam: int = 250,
     k: int = 5,
-    steps: "int | None" = 20,
+    steps: "int | None" = 10,
     dilate_mm: float = 0.0,
     device: str = "auto",
     overwrite: bool = False,

@@ -9,7 +9,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lam", type=int, default=250, help="partial-diffusion start step λ (paper: 250)")
     p.add_argument("--k", type=int, default=5, help="samples averaged (paper: 5)")
     p.add_argument("--steps", default="auto",
-                   help="reverse steps: 'auto' (full λ-step chain on a GPU, 20-step fast mode on CPU), 'full', or N")
+                   help="reverse steps: 'auto' (full λ-step chain on a GPU, 10-step fast mode on CPU), 'full', or N")
     p.add_argument("--dilate-mm", type=float, default=0.0, help="grow the heart ROI in-plane by this many mm")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--overwrite", action="store_true", help="replace earlier demo outputs in --out")
@@ -22,7 +22,7 @@ def run(args) -> int:
 
     device = resolve_device(args.device)
     if args.steps == "auto":
-        steps = None if device.type == "cuda" else 20
+        steps = None if device.type == "cuda" else 10
     elif args.steps == "full":
         steps = None
     else:
