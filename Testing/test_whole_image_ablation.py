@@ -26,3 +26,28 @@ def test_localized_loss_ignores_outside_and_whole_image_loss_does_not():
     whole = float(make_train_step(schedule, 1000, whole_image=True)(wrong_outside, batch()))
     assert 0.5 < local < 1.5  # E[ε²] over ROI pixels: the nonsense outside is never seen
     assert whole > 1000  # 3/4 of the pixels are outside, each with (100 − ε)²
+
+
+def test_from_original_steps_start_from_the_original_and_score_against_the_target():
+    """from_original=1: the network's noisy input carries none of the enhancement (it was noised from x_0),
+    and the exact answer is the noise measured against the target, ε* = (y_t − √ᾱ·y_0)/√(1−ᾱ)."""
+    schedule = make_schedule()
+    abar = schedule.alphas_cumprod.float()
+    b = batch()
+    b["y0"] = b["x0"] + 0.3 * b["mask"]  # the target brightens the ROI
+    inside = b["mask"].bool()
+
+    def oracle(x, t):  # knows y_0; also records how much of the change the noisy input still carries
+        a = abar[t].view(-1, 1, 1, 1)
+        seen["carried"] = float(((x[:, :1] - a.sqrt() * b["x0"]) / a.sqrt())[inside].mean())
+        seen["t_min"] = int(t.min())
+        return (x[:, :1] - a.sqrt() * b["y0"]) / (1 - a).sqrt()
+
+    for share, carried in ((1.0, 0.0), (0.0, 0.3)):
+        seen = {}
+        torch.manual_seed(0)
+        assert float(make_train_step(schedule, 400, from_original=share)(oracle, b)) < 1e-6
+        assert abs(seen["carried"] - carried) < 0.15, (share, seen)  # noise: SD ≈ 0.04
+    torch.manual_seed(0)
+    make_train_step(schedule, 400, from_original=1.0)(oracle, b)
+    assert seen["t_min"] >= 100

@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seg-model", default=None, help="segmentation model for --roi-source model (default: shipped)")
     p.add_argument("--whole-image", action="store_true",
                    help="ablation (paper Table 2): noise and loss over the whole image (m = 1) instead of the heart ROI")
+    p.add_argument("--from-original", type=float, default=0.0, metavar="P",
+                   help="share of steps noised from the original and scored against the target (0 = the paper's training)")
     p.add_argument("--time-limit-min", type=float, default=None, help="stop cleanly after this many minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
@@ -52,7 +54,7 @@ def run(args) -> int:
         preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, scar_focus=args.scar_focus,
         samples_per_epoch=args.samples_per_epoch, lr=args.lr, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, grad_clip=args.grad_clip, t_max=args.t_max, val_fraction=args.val_fraction,
-        sample_every=args.sample_every, roi_source=args.roi_source, whole_image=args.whole_image, seg_model=args.seg_model,
+        sample_every=args.sample_every, roi_source=args.roi_source, whole_image=args.whole_image, from_original=args.from_original, seg_model=args.seg_model,
         time_limit_min=args.time_limit_min, seed=args.seed, num_workers=args.workers,
     )
     train_diffusion(args.data, args.out, config, layout=args.layout, device=args.device, resume=args.resume,

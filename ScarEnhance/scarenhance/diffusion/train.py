@@ -61,6 +61,7 @@ class DiffusionTrainConfig:
     sample_every: int = 0  # epochs between fast-mode CNR checks on validation slices (0 = never)
     roi_source: str = "labels"  # or "model": the segmentation model's predictions (as in the paper)
     whole_image: bool = False  # Table 2 ablation: noise and loss over the whole crop (m = 1), not the ROI
+    from_original: float = 0.0  # share of steps noised from x_0 and scored against y_0 (make_train_step); 0 = paper
     seg_model: "str | None" = None
     seed: int = 0
     time_limit_min: "float | None" = None  # stop cleanly after this many minutes (keeps the best model)
@@ -110,18 +111,36 @@ def ema_weights(state: dict) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False) -> Callable:
+FROM_ORIGINAL_T_MIN = 100  # from-original steps start here: below it the chain already carries the change
+
+
+def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, from_original: float = 0.0) -> Callable:
     """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (B, 1, s, s).
-    whole_image: the ablation of the paper's Table 2, plain conditional DDPM with m = 1 everywhere."""
+
+    whole_image: the ablation of the paper's Table 2, plain conditional DDPM with m = 1 everywhere.
+    from_original: share of samples whose noisy input is built from the ORIGINAL x_0 (at t ≥ 100) while
+    the regressed noise is measured against the TARGET y_0, ε* = (y_t − √ᾱ·y_0)/√(1−ᾱ). Partial diffusion
+    starts from a noised original, which carries none of the enhancement; with plain training a small
+    network learns to read the enhancement from y_t and then adds little. 0 gives the paper's loss.
+    """
 
     def train_step(model: nn.Module, batch: dict) -> torch.Tensor:
         x0, y0, mask = batch["x0"], batch["y0"], batch["mask"]
         if whole_image:
             mask = torch.ones_like(mask)
-        t = torch.randint(0, t_max, (x0.shape[0],), device=x0.device)
+        n = x0.shape[0]
+        t = torch.randint(0, t_max, (n,), device=x0.device)
         eps = torch.randn_like(y0)
-        yt = add_localized_noise(y0, mask, eps, t, schedule)
-        return masked_mse(model(torch.cat([yt, x0], dim=1), t), eps, mask)
+        if from_original <= 0:
+            yt = add_localized_noise(y0, mask, eps, t, schedule)
+            return masked_mse(model(torch.cat([yt, x0], dim=1), t), eps, mask)
+        pick = torch.rand(n, device=x0.device) < from_original
+        t = torch.where(pick, torch.randint(min(FROM_ORIGINAL_T_MIN, t_max - 1), t_max, (n,), device=x0.device), t)
+        start = torch.where(pick.view(-1, 1, 1, 1), x0, y0)
+        yt = add_localized_noise(start, mask, eps, t, schedule)
+        a = schedule.alphas_cumprod.to(device=x0.device, dtype=y0.dtype)[t].view(-1, 1, 1, 1)
+        target = (yt - a.sqrt() * y0) / (1 - a).sqrt()  # = ε where start is y0
+        return masked_mse(model(torch.cat([yt, x0], dim=1), t), target, mask)
 
     return train_step
 
@@ -269,7 +288,7 @@ def train_diffusion(
     )
     tic = time.perf_counter()
     try:
-        result = fit(wrapped, optimizer, loader, make_train_step(schedule, config.t_max, config.whole_image), validate, config=fit_config,
+        result = fit(wrapped, optimizer, loader, make_train_step(schedule, config.t_max, config.whole_image, config.from_original), validate, config=fit_config,
                      ctx=ctx, on_best=write_model, progress=progress, cancel=watch, log=log)
         stopped = "completed"
     except Cancelled:
