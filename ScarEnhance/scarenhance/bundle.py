@@ -15,11 +15,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError
+
+if TYPE_CHECKING:  # torch is imported where weights are touched: checksums and metadata work without it
+    import torch
 
 METADATA = Path("configs/metadata.json")
 INFERENCE = Path("configs/inference.json")
@@ -62,12 +63,14 @@ def atomic_torch_save(obj: Any, path: "str | Path") -> None:
     """torch.save through a temporary file and os.replace (used for checkpoints and weights)."""
     import io
 
+    import torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def build_network(network_def: dict) -> torch.nn.Module:
+def build_network(network_def: dict) -> "torch.nn.Module":
     """Instantiate {"_target_": "dotted.Class", **kwargs} with MONAI's config parser."""
     target = network_def.get("_target_", "")
     if not target.startswith(ALLOWED_TARGETS):
@@ -77,8 +80,10 @@ def build_network(network_def: dict) -> torch.nn.Module:
     return ConfigParser({"network_def": network_def}).get_parsed_content("network_def")
 
 
-def save_bundle(out_dir: "str | Path", network: torch.nn.Module, network_def: dict, metadata: dict) -> Path:
+def save_bundle(out_dir: "str | Path", network: "torch.nn.Module", network_def: dict, metadata: dict) -> Path:
     """Write a model folder. `metadata["scarenhance"]` must hold at least "kind"; the SHA-256 is added here."""
+    import torch
+
     out = Path(out_dir)
     state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
     atomic_torch_save(state, out / WEIGHTS)
@@ -123,8 +128,10 @@ def verify_weights(model_dir: "str | Path", meta: "dict | None" = None) -> dict:
     return meta
 
 
-def load_bundle(model_dir: "str | Path", kind: "str | None" = None, device: "str | torch.device" = "cpu") -> tuple[torch.nn.Module, dict]:
+def load_bundle(model_dir: "str | Path", kind: "str | None" = None, device: "str | torch.device" = "cpu") -> "tuple[torch.nn.Module, dict]":
     """(network in eval mode on `device`, metadata). Checks kind, checksum and weights' shapes."""
+    import torch
+
     root = Path(model_dir)
     meta = verify_weights(root)
     if kind is not None and meta["scarenhance"].get("kind") != kind:
