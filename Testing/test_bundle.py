@@ -96,3 +96,19 @@ def test_progress_lines_round_trip():
     assert parse_progress(line) == (0.4211, "reverse step 3/20")
     assert parse_progress("some other output") is None
     assert parse_progress(format_progress(1.7, "x"))[0] == 1.0
+
+
+def test_atomic_writes_get_the_permissions_of_an_ordinary_file(tmp_path):
+    """mkstemp makes 0600 files; a shared model folder or report must follow the umask like any other file."""
+    import os
+
+    from scarenhance.bundle import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+        plain = tmp_path / "b.json"
+        plain.write_bytes(b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644

@@ -127,13 +127,9 @@ def read_state(out: "str | Path") -> Optional[dict]:
 
 
 def write_state(out: Path, state: dict) -> None:
-    import os
-
     from .bundle import atomic_write_bytes
 
-    path = out / STATE_FILE
-    atomic_write_bytes(path, json.dumps(state, indent=2).encode())
-    os.chmod(path, 0o644)
+    atomic_write_bytes(out / STATE_FILE, json.dumps(state, indent=2).encode())
 
 
 def _now() -> str:

@@ -475,13 +475,10 @@ def _case_line(record: dict, timing: dict) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Atomic write (temporary file + rename), readable by everyone like the figures beside it."""
-    import os
-
+    """Atomic write (temporary file + rename), with the same permissions as the figures beside it."""
     from ..bundle import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode())
-    os.chmod(path, 0o644)
 
 
 def _json_safe(value):
