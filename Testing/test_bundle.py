@@ -104,11 +104,17 @@ def test_atomic_writes_get_the_permissions_of_an_ordinary_file(tmp_path):
 
     from scarenhance.bundle import atomic_write_bytes
 
+    import SimpleITK as sitk
+
+    from scarenhance.io import write_image
+
     old = os.umask(0o022)
     try:
         atomic_write_bytes(tmp_path / "a.json", b"{}")
+        write_image(sitk.Image(4, 4, 2, sitk.sitkInt16), tmp_path / "c.nii.gz")
         plain = tmp_path / "b.json"
         plain.write_bytes(b"{}")
     finally:
         os.umask(old)
-    assert (tmp_path / "a.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644
+    for name in ("a.json", "c.nii.gz"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644, name

@@ -46,17 +46,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; models are shared, like any other file
+        default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
+def default_permissions(path: "str | Path") -> None:
+    """Give a mkstemp file (0600) the permissions of an ordinary new file: results and models are shared."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    os.chmod(path, 0o666 & ~mask)
 
 
 def atomic_torch_save(obj: Any, path: "str | Path") -> None:

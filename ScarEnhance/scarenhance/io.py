@@ -26,6 +26,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from .bundle import default_permissions
 from .errors import InputError
 
 # Extensions we read as single files, longest first so ".nii.gz" wins over ".gz".
@@ -98,6 +99,7 @@ def write_image(image: sitk.Image, path: "str | Path", overwrite: bool = False) 
     os.close(fd)
     try:
         sitk.WriteImage(image, tmp_name, useCompression=ext in (".nrrd", ".mha"))
+        default_permissions(tmp_name)  # ITK keeps mkstemp's 0600
         os.replace(tmp_name, path)
     except (RuntimeError, OSError) as e:
         raise InputError(f"cannot write the image: {_reason(e)}", path) from e

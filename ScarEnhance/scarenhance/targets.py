@@ -354,15 +354,6 @@ def _rounded(values: dict) -> dict:
 
 
 def _write_json_atomic(data: dict, path: Path) -> None:
-    import os
-    import tempfile
+    from .bundle import atomic_write_bytes
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode("utf-8"))
