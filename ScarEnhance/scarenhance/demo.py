@@ -27,11 +27,6 @@ class DemoResult:
     timings: dict = field(default_factory=dict)  # stage → seconds
 
 
-def cnr(image: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """CNR(a, b) = |mean a − mean b| / std b (paper §3.3)."""
-    return float(abs(image[a].mean() - image[b].mean()) / max(image[b].std(), 1e-6))
-
-
 def run_demo(
     out_dir: "str | Path",
     seed: int = 7,
@@ -103,23 +98,23 @@ def _canonical(emidec_labels: sitk.Image) -> sitk.Image:
 
 
 def _cnr_table(original: sitk.Image, enhanced: sitk.Image, canonical: sitk.Image) -> dict:
-    """CNR(scar,myo) and CNR(scar,blood) before and after, pooled over slices with scar, each scaled to [0,255]."""
+    """CNR(scar,myo) and CNR(scar,blood) before and after, averaged over slices with scar; the enhanced
+    volume is put on the original's per-slice [0, 255] scale so that both are compared on one scale."""
+    from .evaluation.metrics import tissue_cnrs
+    from .evaluation.report import to_stack_scale
     from .geometry import labels_to_slices, volume_to_slices
 
-    before_stack = volume_to_slices(original)
-    lab = labels_to_slices(canonical, before_stack)
-    # the enhanced volume is put on the original's per-slice scale, so both are compared on one scale
-    after = (np.transpose(sitk.GetArrayFromImage(enhanced), before_stack.axes) - before_stack.lo[:, None, None]) * (
-        255.0 / np.maximum(before_stack.hi - before_stack.lo, 1e-6)[:, None, None])
-    rows = {"cnr_scar_myo_before": [], "cnr_scar_myo_after": [], "cnr_scar_blood_before": [], "cnr_scar_blood_after": []}
+    stack = volume_to_slices(original)
+    lab = labels_to_slices(canonical, stack)
+    after = to_stack_scale(stack, enhanced)
+    rows: dict[str, list] = {f"{name}_{when}": [] for name in ("cnr_scar_myo", "cnr_scar_blood") for when in ("before", "after")}
     for i in range(lab.shape[0]):
-        scar, myo, blood = lab[i] == L.SCAR, lab[i] == L.MYOCARDIUM, lab[i] == L.BLOOD
-        if scar.sum() < 5 or myo.sum() < 5 or blood.sum() < 5:
+        if min((lab[i] == c).sum() for c in (L.SCAR, L.MYOCARDIUM, L.BLOOD)) < 5:
             continue
-        for when, img in (("before", before_stack.slices[i]), ("after", after[i])):
-            rows[f"cnr_scar_myo_{when}"].append(cnr(img, scar, myo))
-            rows[f"cnr_scar_blood_{when}"].append(cnr(img, scar, blood))
-    table = {name: float(np.mean(v)) if v else float("nan") for name, v in rows.items()}
+        for when, img in (("before", stack.slices[i]), ("after", after[i])):
+            for name, value in tissue_cnrs(img, lab[i]).items():
+                rows[f"{name}_{when}"].append(value)
+    table = {name: float(np.nanmean(v)) if v else float("nan") for name, v in rows.items()}
     table["slices_with_scar"] = len(rows["cnr_scar_myo_before"])
     return table
 
