@@ -160,9 +160,10 @@ def test_trainer_writes_a_loadable_model_resumes_and_refuses_to_overwrite(data_d
     assert (out / "training" / "latest.pt").is_file()
     with pytest.raises(InputError, match="exists here already"):
         train_diffusion(data_dir, out, config, device="cpu", log=logs.append)
-    more = DiffusionTrainConfig(**{**config.__dict__, "epochs": 3})
+    more = DiffusionTrainConfig(**{**config.__dict__, "epochs": 3, "lr": 2e-4})  # a lower final phase
     resumed = train_diffusion(data_dir, out, more, device="cpu", resume=True, log=logs.append)
     assert resumed["epochs_done"] == 3 and any("resuming after epoch 2" in line for line in logs)
+    assert torch.load(out / "training" / "latest.pt", weights_only=False)["optimizer"]["param_groups"][0]["lr"] == 2e-4
     assert json.loads((out / "configs" / "metadata.json").read_text())["scarenhance"]["training"]["stopped"] == "completed"
 
 

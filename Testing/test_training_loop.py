@@ -81,6 +81,19 @@ def test_keep_best_returns_the_weights_of_the_best_epoch(tmp_path):
     assert (epoch, metric) == (1, 0.9) and torch.equal(weights["0.weight"], seen[1]["0.weight"])
 
 
+def test_resume_with_a_new_learning_rate_keeps_the_optimizer_state_but_uses_the_new_rate(tmp_path):
+    first = make_model()
+    fit(first, torch.optim.Adam(first.parameters(), lr=1e-2), loader(), mse_step,
+        config=FitConfig(epochs=2, checkpoint_dir=tmp_path), log=quiet)
+    resumed = make_model()
+    opt = torch.optim.Adam(resumed.parameters(), lr=1e-2)
+    lines = []
+    result = fit(resumed, opt, loader(), mse_step, config=FitConfig(epochs=4, checkpoint_dir=tmp_path, resume_lr=1e-3), log=lines.append)
+    assert [h["lr"] for h in result.history] == [1e-2, 1e-2, 1e-3, 1e-3]
+    assert opt.state_dict()["state"][0]["step"].item() == 4 * 8  # Adam's moments and step count carried over
+    assert any("learning rate 1.00e-03 from now on (the checkpoint's was 1.00e-02)" in line for line in lines)
+
+
 def test_resume_continues_epochs_and_optimizer_state_exactly(tmp_path):
     # 4 epochs in one run ...
     straight = make_model()

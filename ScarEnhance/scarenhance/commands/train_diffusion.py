@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--resume", action="store_true", help="continue the training run in --out")
+    p.add_argument("--resume", action="store_true", help="continue the training run in --out (at the --lr given now: resume with a lower --lr for a final phase)")
 
 
 def run(args) -> int:

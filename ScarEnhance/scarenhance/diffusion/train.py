@@ -285,6 +285,7 @@ def train_diffusion(
     fit_config = FitConfig(
         epochs=config.epochs, checkpoint_dir=out / "training", log_dir=out / "training" / "tensorboard",
         metric_name="val_eps_mse", maximize=False, resume=resume, grad_clip=config.grad_clip, desc="train-diffusion",
+        resume_lr=config.lr,  # --resume with another --lr continues at that rate (e.g. a lower final phase)
     )
     tic = time.perf_counter()
     try:

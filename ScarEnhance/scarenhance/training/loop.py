@@ -62,6 +62,9 @@ class FitConfig:
     max_steps_per_epoch: "int | None" = None
     desc: str = "train"  # name shown on the progress bar and in log lines
     progress_bar: bool = True
+    # After a resume, set the optimizer's learning rate to this (continue a run with a new --lr, e.g. lower
+    # for a final phase); None keeps the checkpoint's. Only without an LR scheduler, which owns the rate.
+    resume_lr: "float | None" = None
 
 
 @dataclass
@@ -140,6 +143,12 @@ def fit(
             best_weights = best[0]
         if ctx.is_main:
             log(f"{config.desc}: resuming after epoch {state.epoch + 1}/{config.epochs} from {latest}")
+        if config.resume_lr is not None and scheduler is None:
+            previous = optimizer.param_groups[0]["lr"]
+            for group in optimizer.param_groups:
+                group["lr"] = config.resume_lr
+            if ctx.is_main and previous != config.resume_lr:
+                log(f"{config.desc}: learning rate {config.resume_lr:.2e} from now on (the checkpoint's was {previous:.2e})")
 
     writer = _tensorboard(config.log_dir) if ctx.is_main and config.log_dir is not None else None
     better = (lambda a, b: a > b) if config.maximize else (lambda a, b: a < b)
