@@ -101,7 +101,8 @@ class CropDataset(torch.utils.data.Dataset):
         self.pairs, self.crop_size, self.augment = pairs, int(crop_size), augment
         self.length = int(length or len(pairs))
         self.scar_focus = float(scar_focus)
-        self.scarred = [p for p in pairs if (p.labels == L.SCAR).any() and (p.roi & (p.labels == L.SCAR)).any()]
+        # (pair, scar pixels inside its ROI) for every pair with any: the centres of scar-focused crops
+        self.scarred = [(p, scar) for p in pairs if (scar := p.roi & (p.labels == L.SCAR)).any()]
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -109,8 +110,8 @@ class CropDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         if self.scarred and self.rng.random() < self.scar_focus:
-            pair = self.scarred[self.rng.integers(len(self.scarred))]
-            return crop_pair(pair, self.crop_size, self.rng, self.augment, centre_on=pair.roi & (pair.labels == L.SCAR))
+            pair, scar = self.scarred[self.rng.integers(len(self.scarred))]
+            return crop_pair(pair, self.crop_size, self.rng, self.augment, centre_on=scar)
         return crop_pair(self.pairs[i % len(self.pairs)], self.crop_size, self.rng, self.augment)
 
 
