@@ -73,6 +73,19 @@ def test_loss_ignores_pixels_outside_the_roi():
     assert masked_mse(changed, eps, mask).item() != pytest.approx(masked_mse(eps_hat, eps, mask).item(), rel=1e-6)
 
 
+def test_weighted_loss_is_the_weighted_mean_over_the_roi():
+    eps, eps_hat = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    eps_hat[0, 0, 0, 0] = 2.0  # one "scar" pixel wrong by 2, three ROI pixels right
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[0, 0, :2, :2] = 1
+    weight = torch.ones(1, 1, 4, 4)
+    assert masked_mse(eps_hat, eps, mask, weight).item() == pytest.approx(masked_mse(eps_hat, eps, mask).item())  # w = 1: plain
+    weight[0, 0, 0, 0] = 5.0
+    assert masked_mse(eps_hat, eps, mask, weight).item() == pytest.approx(5 * 4.0 / (5 + 3))  # Σ w·m·e² / Σ w·m
+    weight[0, 0, 3, 3] = 50.0  # weights outside the ROI change nothing
+    assert masked_mse(eps_hat, eps, mask, weight).item() == pytest.approx(20.0 / 8)
+
+
 def test_loss_is_normalised_by_roi_area():
     eps = torch.zeros(2, 1, 16, 16)
     eps_hat = torch.full((2, 1, 16, 16), 0.5)

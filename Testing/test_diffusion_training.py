@@ -88,6 +88,8 @@ def test_crops_are_centred_on_the_roi_and_augmented_consistently(pairs):
         assert -1 <= item["x0"].min() and item["x0"].max() <= 1
         outside = item["mask"] == 0
         assert torch.equal(item["x0"][outside], item["y0"][outside])  # image and target moved together
+        assert item["scar"].shape == (1, 32, 32) and not (item["scar"] > item["mask"]).any()  # scar lies in the ROI
+        assert (item["y0"][item["scar"] > 0] >= item["x0"][item["scar"] > 0]).all()  # and moved with it: targets brighten scar
     batch = fixed_batch(pairs, 32, 5, seed=1)
     assert batch["x0"].shape == (5, 1, 32, 32)
     assert torch.equal(batch["y0"], fixed_batch(pairs, 32, 5, seed=1)["y0"])
@@ -173,3 +175,20 @@ def test_trainer_stops_on_cancel(data_dir, tmp_path):
     config = DiffusionTrainConfig(network=TINY, epochs=1, batch_size=2, crop_size=32, samples_per_epoch=2, val_crops=2)
     with pytest.raises(Cancelled):
         train_diffusion(data_dir, tmp_path / "m", config, device="cpu", cancel=cancel, log=lambda m: None)
+
+
+def test_a_new_run_can_start_from_an_existing_models_weights(data_dir, tmp_path):
+    from scarenhance.diffusion import load_diffusion_model
+
+    config = DiffusionTrainConfig(network=TINY, epochs=1, batch_size=4, crop_size=32, samples_per_epoch=4, lr=1e-3, t_max=300, val_crops=4)
+    train_diffusion(data_dir, tmp_path / "first", config, device="cpu", log=lambda m: None)
+    logs = []
+    frozen = DiffusionTrainConfig(**{**config.__dict__, "lr": 0.0, "init_from": str(tmp_path / "first"), "scar_weight": 3.0})
+    train_diffusion(data_dir, tmp_path / "second", frozen, device="cpu", log=logs.append)
+    assert any("starting from the weights of" in line for line in logs)
+    first, second = load_diffusion_model(tmp_path / "first"), load_diffusion_model(tmp_path / "second")
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))  # lr 0: unchanged
+    assert second.metadata["scarenhance"]["training"]["config"]["scar_weight"] == 3.0
+    other = DiffusionTrainConfig(**{**config.__dict__, "network": {**TINY, "channels": (8, 8)}, "init_from": str(tmp_path / "first")})
+    with pytest.raises(InputError, match="init-from"):
+        train_diffusion(data_dir, tmp_path / "third", other, device="cpu", log=lambda m: None)

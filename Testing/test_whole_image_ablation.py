@@ -1,9 +1,11 @@
 """Table 2's ablation: the whole-image model (m = 1) learns from every pixel, the localized one only from the ROI."""
 
+import pytest
 import torch
 
 from scarenhance.diffusion.schedule import make_schedule
 from scarenhance.diffusion.train import make_train_step
+from scarenhance.errors import InputError
 
 
 def batch():
@@ -51,3 +53,29 @@ def test_from_original_steps_start_from_the_original_and_score_against_the_targe
     torch.manual_seed(0)
     make_train_step(schedule, 400, from_original=1.0)(oracle, b)
     assert seen["t_min"] >= 100
+
+
+def test_scar_weight_counts_scar_pixels_more_and_one_is_the_papers_loss():
+    b = batch()
+    b["scar"] = torch.zeros_like(b["mask"])
+    b["scar"][:, :, 4:6, 4:12] = 1  # a quarter of the ROI
+
+    def wrong_on_scar(x, t):  # a stand-in network that is right except on scar (without seeing it)
+        return torch.where(b["scar"] > 0, torch.full_like(x[:, :1], 3.0), torch.zeros_like(x[:, :1]))
+
+    def loss(**kw):
+        torch.manual_seed(0)
+        torch.randint(0, 1000, (4,))  # the step draws t, then ε
+        eps = torch.randn_like(b["y0"])
+        torch.manual_seed(0)
+        return float(make_train_step(make_schedule(), 1000, **kw)(wrong_on_scar, b)), eps
+
+    plain, eps = loss()
+    weighted, _ = loss(scar_weight=4.0)
+    inside, scar = b["mask"] > 0, b["scar"] > 0
+    err = torch.where(scar, (3.0 - eps) ** 2, eps**2)
+    assert plain == pytest.approx(float(err[inside].mean()), rel=1e-5)
+    assert weighted == pytest.approx(float((err[inside & ~scar].sum() + 4 * err[scar].sum()) / (48 * 4 + 4 * 16 * 4)), rel=1e-5)
+    assert weighted > plain
+    with pytest.raises(InputError, match="scar_weight"):
+        make_train_step(make_schedule(), 1000, scar_weight=-1)

@@ -62,6 +62,8 @@ class DiffusionTrainConfig:
     roi_source: str = "labels"  # or "model": the segmentation model's predictions (as in the paper)
     whole_image: bool = False  # Table 2 ablation: noise and loss over the whole crop (m = 1), not the ROI
     from_original: float = 0.0  # share of steps noised from x_0 and scored against y_0 (make_train_step); 0 = paper
+    scar_weight: float = 1.0  # loss weight of scar pixels relative to the rest of the ROI (make_train_step); 1 = paper
+    init_from: "str | None" = None  # a diffusion model folder whose weights start a new run (fine-tuning)
     seg_model: "str | None" = None
     seed: int = 0
     time_limit_min: "float | None" = None  # stop cleanly after this many minutes (keeps the best model)
@@ -114,18 +116,25 @@ def ema_weights(state: dict) -> dict:
 FROM_ORIGINAL_T_MIN = 100  # from-original steps start here: below it the chain already carries the change
 
 
-def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, from_original: float = 0.0) -> Callable:
-    """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (B, 1, s, s).
+def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, from_original: float = 0.0,
+                    scar_weight: float = 1.0) -> Callable:
+    """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (and scar) (B, 1, s, s).
 
     whole_image: the ablation of the paper's Table 2, plain conditional DDPM with m = 1 everywhere.
     from_original: share of samples whose noisy input is built from the ORIGINAL x_0 (at t ≥ 100) while
     the regressed noise is measured against the TARGET y_0, ε* = (y_t − √ᾱ·y_0)/√(1−ᾱ). Partial diffusion
     starts from a noised original, which carries none of the enhancement; with plain training a small
     network learns to read the enhancement from y_t and then adds little. 0 gives the paper's loss.
+    scar_weight: scar pixels (batch["scar"]) count this many times in the ROI's mean squared error. Scar
+    is a few percent of the ROI, so with the uniform loss (1, the paper's) a small network settles for
+    darkening the blood pool and barely brightens scar, the change the method exists for.
     """
+    if scar_weight < 0:
+        raise InputError(f"scar_weight must be ≥ 0, got {scar_weight}")
 
     def train_step(model: nn.Module, batch: dict) -> torch.Tensor:
         x0, y0, mask = batch["x0"], batch["y0"], batch["mask"]
+        weight = scar_weights(batch, scar_weight)
         if whole_image:
             mask = torch.ones_like(mask)
         n = x0.shape[0]
@@ -133,21 +142,28 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
         eps = torch.randn_like(y0)
         if from_original <= 0:
             yt = add_localized_noise(y0, mask, eps, t, schedule)
-            return masked_mse(model(torch.cat([yt, x0], dim=1), t), eps, mask)
+            return masked_mse(model(torch.cat([yt, x0], dim=1), t), eps, mask, weight)
         pick = torch.rand(n, device=x0.device) < from_original
         t = torch.where(pick, torch.randint(min(FROM_ORIGINAL_T_MIN, t_max - 1), t_max, (n,), device=x0.device), t)
         start = torch.where(pick.view(-1, 1, 1, 1), x0, y0)
         yt = add_localized_noise(start, mask, eps, t, schedule)
         a = schedule.alphas_cumprod.to(device=x0.device, dtype=y0.dtype)[t].view(-1, 1, 1, 1)
         target = (yt - a.sqrt() * y0) / (1 - a).sqrt()  # = ε where start is y0
-        return masked_mse(model(torch.cat([yt, x0], dim=1), t), target, mask)
+        return masked_mse(model(torch.cat([yt, x0], dim=1), t), target, mask, weight)
 
     return train_step
 
 
+def scar_weights(batch: dict, scar_weight: float) -> "torch.Tensor | None":
+    """Per-pixel loss weights: scar_weight on batch["scar"], 1 elsewhere; None for 1 (the plain loss)."""
+    return None if scar_weight == 1.0 else 1.0 + (scar_weight - 1.0) * batch["scar"]
+
+
 @torch.no_grad()
-def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VAL_TIMESTEPS, seed: int = 0) -> float:
-    """Mean masked ε-MSE of `net` on `batch` at the fixed `timesteps`, with fixed noise."""
+def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VAL_TIMESTEPS, seed: int = 0,
+                   scar_weight: float = 1.0) -> float:
+    """Mean masked ε-MSE of `net` on `batch` at the fixed `timesteps`, with fixed noise (scar pixels
+    weighted as in training)."""
     device = next(net.parameters()).device
     g = torch.Generator().manual_seed(seed)
     losses = []
@@ -156,7 +172,9 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
         eps = torch.randn(y0.shape, generator=g).to(device)
         t = torch.full((x0.shape[0],), t_value, dtype=torch.long, device=device)
         yt = add_localized_noise(y0, mask, eps, t, schedule)
-        losses.append(float(masked_mse(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask)))
+        weight = scar_weights(batch, scar_weight)
+        losses.append(float(masked_mse(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask,
+                                       None if weight is None else weight.to(device))))
     return float(np.mean(losses))
 
 
@@ -243,6 +261,8 @@ def train_diffusion(
     net = ConditionalDenoiser(config.preset, **config.network)
     if config.crop_size % net.multiple_of:
         raise InputError(f"crop size must be a multiple of {net.multiple_of} for preset {config.preset}, got {config.crop_size}")
+    if config.init_from and not resume:  # on --resume the run's own checkpoint holds the weights
+        _start_from(net, config.init_from, log if ctx.is_main else (lambda _: None))
     model = EMADenoiser(net, config.ema_decay).to(ctx.device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     optimizer.register_step_post_hook(lambda *_: model.update_ema())
@@ -257,7 +277,7 @@ def train_diffusion(
 
     def validate(module: nn.Module) -> float:
         ema_net = module.averaged
-        loss = masked_eps_mse(ema_net, val_batch, schedule, val_t, seed=config.seed)
+        loss = masked_eps_mse(ema_net, val_batch, schedule, val_t, seed=config.seed, scar_weight=config.scar_weight)
         epoch_counter["n"] += 1
         if config.sample_every and epoch_counter["n"] % config.sample_every == 0 and ctx.is_main:
             check = fast_cnr_check(ema_net, val_pairs or train_pairs, schedule, lam=min(config.lam, config.t_max))
@@ -289,7 +309,8 @@ def train_diffusion(
     )
     tic = time.perf_counter()
     try:
-        result = fit(wrapped, optimizer, loader, make_train_step(schedule, config.t_max, config.whole_image, config.from_original), validate, config=fit_config,
+        step = make_train_step(schedule, config.t_max, config.whole_image, config.from_original, config.scar_weight)
+        result = fit(wrapped, optimizer, loader, step, validate, config=fit_config,
                      ctx=ctx, on_best=write_model, progress=progress, cancel=watch, log=log)
         stopped = "completed"
     except Cancelled:
@@ -352,6 +373,19 @@ def _record(out: Path, summary: dict) -> None:
     meta = json.loads(path.read_text(encoding="utf-8"))
     meta["scarenhance"]["training"].update({k: v for k, v in summary.items() if k in ("stopped", "minutes", "epochs_done")})
     atomic_write_bytes(path, json.dumps(meta, indent=2).encode())
+
+
+def _start_from(net: ConditionalDenoiser, model_dir: str, log: Callable[[str], None]) -> None:
+    """Copy the weights of an existing diffusion model (checksum-verified) into `net`; its network must
+    match the preset and overrides of this run."""
+    from .enhance import load_diffusion_model
+
+    source = load_diffusion_model(model_dir)
+    theirs, ours = (json.loads(json.dumps(getattr(m, "config", None))) for m in (source, net))  # tuples vs JSON lists
+    if theirs != ours:
+        raise InputError(f"--init-from model has network {theirs}, this run builds {ours}; use the same --preset", model_dir)
+    net.load_state_dict(source.state_dict())
+    log(f"train-diffusion: starting from the weights of {source.model_dir}")
 
 
 def _roi_function(config: DiffusionTrainConfig, device: str):
