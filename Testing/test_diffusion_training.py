@@ -88,7 +88,8 @@ def test_crops_are_centred_on_the_roi_and_augmented_consistently(pairs):
         assert -1 <= item["x0"].min() and item["x0"].max() <= 1
         outside = item["mask"] == 0
         assert torch.equal(item["x0"][outside], item["y0"][outside])  # image and target moved together
-        assert item["scar"].shape == (1, 32, 32) and not (item["scar"] > item["mask"]).any()  # scar lies in the ROI
+        assert item["scar"].shape == item["myo"].shape == (1, 32, 32)
+        assert not (item["scar"] + item["myo"] > item["mask"]).any()  # both lie in the ROI and never overlap
         assert (item["y0"][item["scar"] > 0] >= item["x0"][item["scar"] > 0]).all()  # and moved with it: targets brighten scar
     batch = fixed_batch(pairs, 32, 5, seed=1)
     assert batch["x0"].shape == (5, 1, 32, 32)
@@ -183,12 +184,14 @@ def test_a_new_run_can_start_from_an_existing_models_weights(data_dir, tmp_path)
     config = DiffusionTrainConfig(network=TINY, epochs=1, batch_size=4, crop_size=32, samples_per_epoch=4, lr=1e-3, t_max=300, val_crops=4)
     train_diffusion(data_dir, tmp_path / "first", config, device="cpu", log=lambda m: None)
     logs = []
-    frozen = DiffusionTrainConfig(**{**config.__dict__, "lr": 0.0, "init_from": str(tmp_path / "first"), "scar_weight": 3.0})
+    frozen = DiffusionTrainConfig(**{**config.__dict__, "lr": 0.0, "init_from": str(tmp_path / "first"),
+                                      "scar_weight": 3.0, "myo_weight": 2.0})
     train_diffusion(data_dir, tmp_path / "second", frozen, device="cpu", log=logs.append)
     assert any("starting from the weights of" in line for line in logs)
     first, second = load_diffusion_model(tmp_path / "first"), load_diffusion_model(tmp_path / "second")
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))  # lr 0: unchanged
-    assert second.metadata["scarenhance"]["training"]["config"]["scar_weight"] == 3.0
+    recorded = second.metadata["scarenhance"]["training"]["config"]
+    assert (recorded["scar_weight"], recorded["myo_weight"], recorded["init_from"]) == (3.0, 2.0, str(tmp_path / "first"))
     other = DiffusionTrainConfig(**{**config.__dict__, "network": {**TINY, "channels": (8, 8)}, "init_from": str(tmp_path / "first")})
     with pytest.raises(InputError, match="init-from"):
         train_diffusion(data_dir, tmp_path / "third", other, device="cpu", log=lambda m: None)

@@ -55,10 +55,11 @@ def test_from_original_steps_start_from_the_original_and_score_against_the_targe
     assert seen["t_min"] >= 100
 
 
-def test_scar_weight_counts_scar_pixels_more_and_one_is_the_papers_loss():
+def test_tissue_weights_count_scar_and_myocardium_pixels_more_and_one_is_the_papers_loss():
     b = batch()
-    b["scar"] = torch.zeros_like(b["mask"])
-    b["scar"][:, :, 4:6, 4:12] = 1  # a quarter of the ROI
+    b["scar"], b["myo"] = torch.zeros_like(b["mask"]), torch.zeros_like(b["mask"])
+    b["scar"][:, :, 4:6, 4:12] = 1  # 16 of the 64 ROI pixels
+    b["myo"][:, :, 6:8, 4:12] = 1  # another 16; the remaining 32 are "blood"
 
     def wrong_on_scar(x, t):  # a stand-in network that is right except on scar (without seeing it)
         return torch.where(b["scar"] > 0, torch.full_like(x[:, :1], 3.0), torch.zeros_like(x[:, :1]))
@@ -71,11 +72,13 @@ def test_scar_weight_counts_scar_pixels_more_and_one_is_the_papers_loss():
         return float(make_train_step(make_schedule(), 1000, **kw)(wrong_on_scar, b)), eps
 
     plain, eps = loss()
-    weighted, _ = loss(scar_weight=4.0)
-    inside, scar = b["mask"] > 0, b["scar"] > 0
+    inside, scar, myo = b["mask"] > 0, b["scar"] > 0, b["myo"] > 0
     err = torch.where(scar, (3.0 - eps) ** 2, eps**2)
+    blood = inside & ~scar & ~myo
     assert plain == pytest.approx(float(err[inside].mean()), rel=1e-5)
-    assert weighted == pytest.approx(float((err[inside & ~scar].sum() + 4 * err[scar].sum()) / (48 * 4 + 4 * 16 * 4)), rel=1e-5)
+    weighted, _ = loss(scar_weight=4.0, myo_weight=2.0)  # Σ w·e² / Σ w over the ROI, per sample (all alike here)
+    expected = (err[blood].sum() + 4 * err[scar].sum() + 2 * err[myo].sum()) / (4 * (32 + 4 * 16 + 2 * 16))
+    assert weighted == pytest.approx(float(expected), rel=1e-5)
     assert weighted > plain
-    with pytest.raises(InputError, match="scar_weight"):
+    with pytest.raises(InputError, match="tissue weights"):
         make_train_step(make_schedule(), 1000, scar_weight=-1)

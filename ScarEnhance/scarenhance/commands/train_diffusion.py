@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of steps noised from the original and scored against the target (0 = the paper's training)")
     p.add_argument("--scar-weight", type=float, default=1.0, metavar="W",
                    help="scar pixels count W times in the loss's mean over the ROI (1 = the paper's uniform loss)")
+    p.add_argument("--myo-weight", type=float, default=1.0, metavar="W",
+                   help="myocardium pixels count W times in the loss's mean over the ROI (1 = the paper's uniform loss)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this diffusion model's weights (fine-tuning, e.g. the shipped demo model on your data)")
     p.add_argument("--time-limit-min", type=float, default=None, help="stop cleanly after this many minutes")
@@ -59,7 +61,7 @@ def run(args) -> int:
         samples_per_epoch=args.samples_per_epoch, lr=args.lr, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, grad_clip=args.grad_clip, t_max=args.t_max, val_fraction=args.val_fraction,
         sample_every=args.sample_every, roi_source=args.roi_source, whole_image=args.whole_image, from_original=args.from_original,
-        scar_weight=args.scar_weight, init_from=args.init_from, seg_model=args.seg_model,
+        scar_weight=args.scar_weight, myo_weight=args.myo_weight, init_from=args.init_from, seg_model=args.seg_model,
         time_limit_min=args.time_limit_min, seed=args.seed, num_workers=args.workers,
     )
     train_diffusion(args.data, args.out, config, layout=args.layout, device=args.device, resume=args.resume,

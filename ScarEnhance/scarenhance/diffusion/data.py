@@ -9,8 +9,8 @@ augmentation would not, because γ is not scale-invariant).
 Scar focus: scar is a few percent of the ROI, so with ROI-centred crops alone the loss barely sees
 the one thing the model must learn (brighten scar, leave myocardium alone). A fraction `scar_focus`
 of the crops is therefore centred on a scar pixel of a slice that has scar. This changes only which
-crops are drawn; the loss stays the paper's unless training also gives scar pixels a weight
-(`DiffusionTrainConfig.scar_weight`, which reads the crops' "scar" channel).
+crops are drawn; the loss stays the paper's unless training also weights scar or myocardium pixels
+(`DiffusionTrainConfig.scar_weight` / `myo_weight`, which read the crops' "scar" and "myo" channels).
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def _window(mask: np.ndarray, keep: int) -> tuple[slice, slice]:
 
 class CropDataset(torch.utils.data.Dataset):
     """Random crops for training: item i is a crop of pair i mod len(pairs), centred on a random ROI
-    pixel. Returns {"x0": (1, s, s), "y0": (1, s, s)} in [-1, 1] and {"mask", "scar": (1, s, s)} in {0, 1}
-    (the ROI, and the labelled scar for the optional scar weight of the loss).
+    pixel. Returns {"x0": (1, s, s), "y0": (1, s, s)} in [-1, 1] and {"mask", "scar", "myo": (1, s, s)} in
+    {0, 1} (the ROI, and the labelled scar and myocardium for the optional tissue weights of the loss).
 
     length: items per epoch (default: one per pair). augment: random flips and 90° turns.
     scar_focus: fraction of crops centred on a scar pixel (see the module docstring).
@@ -123,8 +123,9 @@ def crop_pair(pair: SlicePair, size: int, rng: np.random.Generator, augment: boo
     rows, cols = np.nonzero(pair.roi if centre_on is None else centre_on)
     j = rng.integers(len(rows))
     r0, c0 = rows[j] - size // 2, cols[j] - size // 2
-    stacked = np.stack([pair.image, pair.target, pair.roi.astype(np.float32), (pair.labels == L.SCAR).astype(np.float32)])
-    crop = np.zeros((4, size, size), np.float32)  # background beyond the slice
+    tissue = [(pair.labels == c).astype(np.float32) for c in (L.SCAR, L.MYOCARDIUM)]
+    stacked = np.stack([pair.image, pair.target, pair.roi.astype(np.float32), *tissue])
+    crop = np.zeros((5, size, size), np.float32)  # background beyond the slice
     H, W = pair.roi.shape
     sr0, sc0, sr1, sc1 = max(r0, 0), max(c0, 0), min(r0 + size, H), min(c0 + size, W)
     crop[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = stacked[:, sr0:sr1, sc0:sc1]
@@ -135,7 +136,7 @@ def crop_pair(pair: SlicePair, size: int, rng: np.random.Generator, augment: boo
     crop = np.ascontiguousarray(crop)
     crop[:2] = crop[:2] / 127.5 - 1.0
     t = torch.from_numpy(crop)
-    return {"x0": t[0:1], "y0": t[1:2], "mask": t[2:3], "scar": t[3:4]}
+    return {"x0": t[0:1], "y0": t[1:2], "mask": t[2:3], "scar": t[3:4], "myo": t[4:5]}
 
 
 def fixed_batch(pairs: list[SlicePair], size: int, n: int, seed: int = 0) -> dict:

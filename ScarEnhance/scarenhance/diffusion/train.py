@@ -62,7 +62,8 @@ class DiffusionTrainConfig:
     roi_source: str = "labels"  # or "model": the segmentation model's predictions (as in the paper)
     whole_image: bool = False  # Table 2 ablation: noise and loss over the whole crop (m = 1), not the ROI
     from_original: float = 0.0  # share of steps noised from x_0 and scored against y_0 (make_train_step); 0 = paper
-    scar_weight: float = 1.0  # loss weight of scar pixels relative to the rest of the ROI (make_train_step); 1 = paper
+    scar_weight: float = 1.0  # loss weight of scar pixels relative to blood (make_train_step); 1 = paper
+    myo_weight: float = 1.0  # loss weight of myocardium pixels relative to blood; 1 = paper
     init_from: "str | None" = None  # a diffusion model folder whose weights start a new run (fine-tuning)
     seg_model: "str | None" = None
     seed: int = 0
@@ -117,24 +118,26 @@ FROM_ORIGINAL_T_MIN = 100  # from-original steps start here: below it the chain 
 
 
 def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, from_original: float = 0.0,
-                    scar_weight: float = 1.0) -> Callable:
-    """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (and scar) (B, 1, s, s).
+                    scar_weight: float = 1.0, myo_weight: float = 1.0) -> Callable:
+    """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (scar, myo) (B, 1, s, s).
 
     whole_image: the ablation of the paper's Table 2, plain conditional DDPM with m = 1 everywhere.
     from_original: share of samples whose noisy input is built from the ORIGINAL x_0 (at t ≥ 100) while
     the regressed noise is measured against the TARGET y_0, ε* = (y_t − √ᾱ·y_0)/√(1−ᾱ). Partial diffusion
     starts from a noised original, which carries none of the enhancement; with plain training a small
     network learns to read the enhancement from y_t and then adds little. 0 gives the paper's loss.
-    scar_weight: scar pixels (batch["scar"]) count this many times in the ROI's mean squared error. Scar
-    is a few percent of the ROI, so with the uniform loss (1, the paper's) a small network settles for
-    darkening the blood pool and barely brightens scar, the change the method exists for.
+    scar_weight, myo_weight: scar (batch["scar"]) and myocardium (batch["myo"]) pixels count this many
+    times in the ROI's mean squared error (blood: 1). Scar is a few percent of the ROI, so with the uniform
+    loss (all 1, the paper's) a small network settles for darkening the blood pool and barely brightens
+    scar, the change the method exists for; weighting scar alone then teaches it to brighten bright
+    myocardium too (a too-short inversion time), which the myocardium's weight holds back.
     """
-    if scar_weight < 0:
-        raise InputError(f"scar_weight must be ≥ 0, got {scar_weight}")
+    if scar_weight < 0 or myo_weight < 0:
+        raise InputError(f"tissue weights must be ≥ 0, got scar {scar_weight}, myocardium {myo_weight}")
 
     def train_step(model: nn.Module, batch: dict) -> torch.Tensor:
         x0, y0, mask = batch["x0"], batch["y0"], batch["mask"]
-        weight = scar_weights(batch, scar_weight)
+        weight = tissue_weights(batch, scar_weight, myo_weight)
         if whole_image:
             mask = torch.ones_like(mask)
         n = x0.shape[0]
@@ -154,16 +157,19 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
     return train_step
 
 
-def scar_weights(batch: dict, scar_weight: float) -> "torch.Tensor | None":
-    """Per-pixel loss weights: scar_weight on batch["scar"], 1 elsewhere; None for 1 (the plain loss)."""
-    return None if scar_weight == 1.0 else 1.0 + (scar_weight - 1.0) * batch["scar"]
+def tissue_weights(batch: dict, scar_weight: float, myo_weight: float = 1.0) -> "torch.Tensor | None":
+    """Per-pixel loss weights: scar_weight on batch["scar"], myo_weight on batch["myo"], 1 elsewhere;
+    None when both are 1 (the plain loss)."""
+    if scar_weight == 1.0 and myo_weight == 1.0:
+        return None
+    return 1.0 + (scar_weight - 1.0) * batch["scar"] + (myo_weight - 1.0) * batch["myo"]
 
 
 @torch.no_grad()
 def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VAL_TIMESTEPS, seed: int = 0,
-                   scar_weight: float = 1.0) -> float:
+                   scar_weight: float = 1.0, myo_weight: float = 1.0) -> float:
     """Mean masked ε-MSE of `net` on `batch` at the fixed `timesteps`, with fixed noise (scar pixels
-    weighted as in training)."""
+    and myocardium weighted as in training)."""
     device = next(net.parameters()).device
     g = torch.Generator().manual_seed(seed)
     losses = []
@@ -172,7 +178,7 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
         eps = torch.randn(y0.shape, generator=g).to(device)
         t = torch.full((x0.shape[0],), t_value, dtype=torch.long, device=device)
         yt = add_localized_noise(y0, mask, eps, t, schedule)
-        weight = scar_weights(batch, scar_weight)
+        weight = tissue_weights(batch, scar_weight, myo_weight)
         losses.append(float(masked_mse(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask,
                                        None if weight is None else weight.to(device))))
     return float(np.mean(losses))
@@ -277,7 +283,8 @@ def train_diffusion(
 
     def validate(module: nn.Module) -> float:
         ema_net = module.averaged
-        loss = masked_eps_mse(ema_net, val_batch, schedule, val_t, seed=config.seed, scar_weight=config.scar_weight)
+        loss = masked_eps_mse(ema_net, val_batch, schedule, val_t, seed=config.seed,
+                              scar_weight=config.scar_weight, myo_weight=config.myo_weight)
         epoch_counter["n"] += 1
         if config.sample_every and epoch_counter["n"] % config.sample_every == 0 and ctx.is_main:
             check = fast_cnr_check(ema_net, val_pairs or train_pairs, schedule, lam=min(config.lam, config.t_max))
@@ -309,7 +316,8 @@ def train_diffusion(
     )
     tic = time.perf_counter()
     try:
-        step = make_train_step(schedule, config.t_max, config.whole_image, config.from_original, config.scar_weight)
+        step = make_train_step(schedule, config.t_max, config.whole_image, config.from_original, config.scar_weight,
+                               config.myo_weight)
         result = fit(wrapped, optimizer, loader, step, validate, config=fit_config,
                      ctx=ctx, on_best=write_model, progress=progress, cancel=watch, log=log)
         stopped = "completed"
