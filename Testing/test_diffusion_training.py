@@ -192,6 +192,13 @@ def test_a_new_run_can_start_from_an_existing_models_weights(data_dir, tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))  # lr 0: unchanged
     recorded = second.metadata["scarenhance"]["training"]["config"]
     assert (recorded["scar_weight"], recorded["myo_weight"], recorded["init_from"]) == (3.0, 2.0, str(tmp_path / "first"))
-    other = DiffusionTrainConfig(**{**config.__dict__, "network": {**TINY, "channels": (8, 8)}, "init_from": str(tmp_path / "first")})
-    with pytest.raises(InputError, match="init-from"):
-        train_diffusion(data_dir, tmp_path / "third", other, device="cpu", log=lambda m: None)
+    from_checkpoint = DiffusionTrainConfig(**{**frozen.__dict__, "init_from": str(tmp_path / "first" / "training" / "latest.pt")})
+    train_diffusion(data_dir, tmp_path / "third", from_checkpoint, device="cpu", log=logs.append)
+    assert any("EMA weights of" in line for line in logs)
+    third = load_diffusion_model(tmp_path / "third")  # epoch 1 was the first run's best and latest
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), third.state_dict().values()))
+    other = {**config.__dict__, "network": {**TINY, "channels": (8, 8)}}
+    for source in (tmp_path / "first", tmp_path / "first" / "training" / "latest.pt"):
+        with pytest.raises(InputError, match="init-from"):
+            train_diffusion(data_dir, tmp_path / "fourth", DiffusionTrainConfig(**{**other, "init_from": str(source)}),
+                            device="cpu", log=lambda m: None)

@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--myo-weight", type=float, default=1.0, metavar="W",
                    help="myocardium pixels count W times in the loss's mean over the ROI (1 = the paper's uniform loss)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
-                   help="start from this diffusion model's weights (fine-tuning, e.g. the shipped demo model on your data)")
+                   help="start from these weights: a diffusion model folder or id (fine-tuning, e.g. the demo model on "
+                        "your data), or a train-diffusion checkpoint such as RUN/training/latest.pt (its EMA weights)")
     p.add_argument("--time-limit-min", type=float, default=None, help="stop cleanly after this many minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")

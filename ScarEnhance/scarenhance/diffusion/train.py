@@ -383,17 +383,31 @@ def _record(out: Path, summary: dict) -> None:
     atomic_write_bytes(path, json.dumps(meta, indent=2).encode())
 
 
-def _start_from(net: ConditionalDenoiser, model_dir: str, log: Callable[[str], None]) -> None:
-    """Copy the weights of an existing diffusion model (checksum-verified) into `net`; its network must
-    match the preset and overrides of this run."""
+def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None]) -> None:
+    """Copy starting weights into `net`: from a diffusion model folder or registry id (checksum-verified),
+    or from a train-diffusion checkpoint file (its EMA weights, e.g. RUN/training/latest.pt). The network
+    must match this run's preset and overrides."""
+    path = Path(source)
+    if path.suffix == ".pt" and path.is_file():
+        from ..training.checkpoint import read_checkpoint
+
+        weights = ema_weights(read_checkpoint(path)["model"])
+        if not weights:
+            raise InputError("not a train-diffusion checkpoint: it holds no EMA weights", path)
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as e:
+            raise InputError(f"--init-from checkpoint does not fit this network; use the same --preset ({e})", path) from e
+        log(f"train-diffusion: starting from the EMA weights of {path}")
+        return
     from .enhance import load_diffusion_model
 
-    source = load_diffusion_model(model_dir)
-    theirs, ours = (json.loads(json.dumps(getattr(m, "config", None))) for m in (source, net))  # tuples vs JSON lists
+    model = load_diffusion_model(source)
+    theirs, ours = (json.loads(json.dumps(getattr(m, "config", None))) for m in (model, net))  # tuples vs JSON lists
     if theirs != ours:
-        raise InputError(f"--init-from model has network {theirs}, this run builds {ours}; use the same --preset", model_dir)
-    net.load_state_dict(source.state_dict())
-    log(f"train-diffusion: starting from the weights of {source.model_dir}")
+        raise InputError(f"--init-from model has network {theirs}, this run builds {ours}; use the same --preset", source)
+    net.load_state_dict(model.state_dict())
+    log(f"train-diffusion: starting from the weights of {model.model_dir}")
 
 
 def _roi_function(config: DiffusionTrainConfig, device: str):
