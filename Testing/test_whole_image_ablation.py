@@ -1,4 +1,5 @@
-"""Table 2's ablation: the whole-image model (m = 1) learns from every pixel, the localized one only from the ROI."""
+"""Which pixels the training loss hears: Table 2's ablation (the whole-image model, m = 1, learns from every
+pixel, the localized one only from the ROI) and the optional tissue weights inside the ROI."""
 
 import pytest
 import torch
