@@ -123,12 +123,13 @@ def crop_pair(pair: SlicePair, size: int, rng: np.random.Generator, augment: boo
     rows, cols = np.nonzero(pair.roi if centre_on is None else centre_on)
     j = rng.integers(len(rows))
     r0, c0 = rows[j] - size // 2, cols[j] - size // 2
-    tissue = [(pair.labels == c).astype(np.float32) for c in (L.SCAR, L.MYOCARDIUM)]
-    stacked = np.stack([pair.image, pair.target, pair.roi.astype(np.float32), *tissue])
-    crop = np.zeros((5, size, size), np.float32)  # background beyond the slice
     H, W = pair.roi.shape
     sr0, sc0, sr1, sc1 = max(r0, 0), max(c0, 0), min(r0 + size, H), min(c0 + size, W)
-    crop[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = stacked[:, sr0:sr1, sc0:sc1]
+    part = (slice(sr0, sr1), slice(sc0, sc1))  # only the cropped part of the slice is copied
+    labels = pair.labels[part]
+    crop = np.zeros((5, size, size), np.float32)  # background beyond the slice
+    crop[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = np.stack(
+        [pair.image[part], pair.target[part], pair.roi[part], labels == L.SCAR, labels == L.MYOCARDIUM])
     if augment:
         crop = np.rot90(crop, k=int(rng.integers(4)), axes=(1, 2))
         if rng.random() < 0.5:
