@@ -221,15 +221,22 @@ def test_torchrun_two_cpu_processes_end_with_identical_weights(tmp_path):
     script = tmp_path / "ddp_fit.py"
     script.write_text(DDP_SCRIPT)
     env = dict(os.environ, PYTHONPATH=str(REPO / "ScarEnhance"), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=180,
-    )
+    for attempt in range(2):
+        out = tmp_path / f"run{attempt}"
+        out.mkdir()
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(out)],
+            capture_output=True, text=True, env=env, timeout=180,
+        )
+        # Rarely, a rank aborts at interpreter exit, after everything ran and was written (a C++ thread of
+        # the gloo process group torn down at exit): that one crash, and only it, earns a second run.
+        if proc.returncode == 0 or "terminate called without an active exception" not in proc.stderr:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
-    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    r0 = torch.load(out / "rank0.pt", weights_only=True)
+    r1 = torch.load(out / "rank1.pt", weights_only=True)
     for k in r0["weights"]:
         assert torch.equal(r0["weights"][k], r1["weights"][k]), k
     assert r0["metric"] == r1["metric"]  # the metric is averaged over ranks: the same keep-best decision
     assert proc.stderr.count("train epoch") == 3  # one log line per epoch, from rank 0 only
-    assert (tmp_path / "latest.pt").is_file()
+    assert (out / "latest.pt").is_file()
