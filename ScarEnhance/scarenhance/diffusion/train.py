@@ -64,7 +64,7 @@ class DiffusionTrainConfig:
     from_original: float = 0.0  # share of steps noised from x_0 and scored against y_0 (make_train_step); 0 = paper
     scar_weight: float = 1.0  # loss weight of scar pixels relative to blood (make_train_step); 1 = paper
     myo_weight: float = 1.0  # loss weight of myocardium pixels relative to blood; 1 = paper
-    init_from: "str | None" = None  # a diffusion model folder whose weights start a new run (fine-tuning)
+    init_from: "str | None" = None  # a model folder or a run's latest.pt whose weights start a new run (fine-tuning)
     seg_model: "str | None" = None
     seed: int = 0
     time_limit_min: "float | None" = None  # stop cleanly after this many minutes (keeps the best model)
@@ -172,15 +172,15 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
     and myocardium weighted as in training)."""
     device = next(net.parameters()).device
     g = torch.Generator().manual_seed(seed)
+    x0, y0, mask = (batch[k].to(device) for k in ("x0", "y0", "mask"))  # once, for every t
+    weight = tissue_weights(batch, scar_weight, myo_weight)
+    weight = None if weight is None else weight.to(device)
     losses = []
     for t_value in timesteps:
-        x0, y0, mask = (batch[k].to(device) for k in ("x0", "y0", "mask"))
         eps = torch.randn(y0.shape, generator=g).to(device)
         t = torch.full((x0.shape[0],), t_value, dtype=torch.long, device=device)
         yt = add_localized_noise(y0, mask, eps, t, schedule)
-        weight = tissue_weights(batch, scar_weight, myo_weight)
-        losses.append(float(masked_mse(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask,
-                                       None if weight is None else weight.to(device))))
+        losses.append(float(masked_mse(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask, weight)))
     return float(np.mean(losses))
 
 
