@@ -85,14 +85,15 @@ def sample_anatomy(rng: np.random.Generator, heart_mm: tuple[float, float], wall
             "band": U(0.1, 0.25), "edge_noise": U(0.0, 0.2), "no_reflow": bool(rng.random() < 0.25),
             "blobs": [(U(-np.pi, np.pi), U(0.1, 0.9), U(1.5, 5.0)) for _ in range(int(rng.integers(2, 7)))]}
 
-    rv = {"present": level < 0.95 and rng.random() < 0.95, "angle": float(np.pi + rng.normal(0.15, 0.3)),
+    # every draw is made whatever the level, so that one seed at several levels gives one coherent stack
+    rv = {"present": (rng.random() < 0.95) and level < 0.95, "angle": float(np.pi + rng.normal(0.15, 0.3)),
           "depth": U(6, 30) * max(0.3, 1 - 0.6 * max(level, 0)), "width": U(1.0, 1.8), "wall": U(1.5, 5.0),
           "gap": U(0.0, 3.0)}
     fat = {"epicardial": U(0.0, 6.0), "coverage": U(0.2, 1.0), "start": U(-np.pi, np.pi),
            "groove": U(0.0, 12.0), "pericardial": U(0.0, 15.0), "pericardial_angle": U(-np.pi, np.pi)}
     basal = level < 0.15
-    great = {"left_atrium": basal and rng.random() < 0.5, "right_atrium": basal and rng.random() < 0.4,
-             "aortic_root": basal and rng.random() < 0.4, "pulmonary_artery": basal and rng.random() < 0.4,
+    great = {"left_atrium": (rng.random() < 0.5) and basal, "right_atrium": (rng.random() < 0.4) and basal,
+             "aortic_root": (rng.random() < 0.4) and basal, "pulmonary_artery": (rng.random() < 0.4) and basal,
              "la_angle": float(-np.pi / 2 + rng.normal(0, 0.5)), "ra_angle": float(-2.4 + rng.normal(0, 0.4)),
              "ao_angle": float(2.6 + rng.normal(0, 0.4)), "pa_angle": float(2.0 + rng.normal(0, 0.4)),
              "sizes": [U(10, 25), U(10, 22), U(8, 15), U(8, 15)]}

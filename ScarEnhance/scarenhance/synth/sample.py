@@ -28,6 +28,7 @@ class SynthRanges:
     """Every range the synthesizer draws from; the robustness benchmark widens them for unseen families."""
 
     heart_mm: tuple[float, float] = (42.0, 95.0)  # LV outer diameter at mid-ventricle
+    levels: tuple[float, float] = (-0.08, 1.08)  # 0 base … 1 apex; beyond: slices without an LV
     wall_mm: tuple[float, float] = (3.0, 16.0)
     heart_fraction: tuple[float, float] = (0.015, 0.25)  # LV area / slice area, drawn log-uniformly
     warp_mm: tuple[float, float] = (0.0, 5.0)
@@ -53,7 +54,7 @@ class SynthSlice:
 def synth_slice(seed: "int | np.random.SeedSequence | list[int]", ranges: "SynthRanges | None" = None) -> SynthSlice:
     r = ranges or SynthRanges()
     rng = np.random.default_rng(seed)
-    anat = anatomy.sample_anatomy(rng, r.heart_mm, r.wall_mm, scar_probability=r.scar_probability)
+    anat = anatomy.sample_anatomy(rng, r.heart_mm, r.wall_mm, r.levels, scar_probability=r.scar_probability)
     grid = _sample_grid(rng, anat, r)
     structures = anatomy.render(anat, grid)
     regime, means, sds = appearance.sample_intensities(rng, r.random_contrast)
