@@ -137,3 +137,41 @@ def test_wider_ranges_are_accepted_for_unseen_families():
                                acquisition=dataclasses.replace(A.AcquisitionRanges(), pixel_mm=(2.6, 3.2)))
     s = synth_slice(1, wide)
     assert s.info["lv_diameter_mm"] <= 40.0 + 1e-6
+
+
+def test_randomized_rois_cover_dilation_erosion_and_irregular_outlines_deterministically():
+    from scarenhance.diffusion.roi_randomization import randomized_roi, randomized_roi_volume
+
+    canonical = np.zeros((80, 80), np.uint8)
+    yy, xx = np.mgrid[:80, :80]
+    r = np.hypot(yy - 40, xx - 40)
+    canonical[r < 20] = L.MYOCARDIUM
+    canonical[r < 12] = L.BLOOD
+    heart = r < 20
+    sizes = [randomized_roi(canonical, (1.0, 1.0), np.random.default_rng(s)).sum() for s in range(40)]
+    assert min(sizes) < heart.sum() < max(sizes)  # eroded and dilated ROIs both occur
+    assert max(sizes) <= (r <= 30.5).sum()  # never beyond 10 mm
+    assert len(set(sizes)) > 10
+    assert not randomized_roi(np.zeros((8, 8), np.uint8), (1.0, 1.0), np.random.default_rng(0)).any()
+    volume = np.stack([canonical] * 3)
+    a = randomized_roi_volume(volume, (8.0, 1.0, 1.0), 0, seed=1, name="Case_001")
+    assert np.array_equal(a, randomized_roi_volume(volume, (8.0, 1.0, 1.0), 0, seed=1, name="Case_001"))
+    assert not np.array_equal(a, randomized_roi_volume(volume, (8.0, 1.0, 1.0), 0, seed=1, name="Case_002"))
+
+
+def test_synth_cases_are_written_in_the_emidec_layout_and_read_back(tmp_path):
+    from scarenhance import datasets
+    from scarenhance.synth.write import write_synth_cases
+
+    folders = write_synth_cases(tmp_path / "s", 2, seed=3, ranges=SynthRanges(max_side_px=96))
+    case = datasets.load_case(tmp_path / "s", folders[0].name)
+    assert datasets.detect_layout(tmp_path / "s") == "emidec"
+    assert set(np.unique(sitk_array(case.labels))) <= {L.BACKGROUND, L.BLOOD, L.MYOCARDIUM, L.SCAR}
+    with pytest.raises(Exception, match="already exists"):
+        write_synth_cases(tmp_path / "s", 2, seed=3)
+
+
+def sitk_array(image):
+    import SimpleITK as sitk
+
+    return sitk.GetArrayFromImage(image)

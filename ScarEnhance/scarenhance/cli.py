@@ -14,6 +14,7 @@ from .errors import ScarEnhanceError
 COMMANDS = {
     "demo": ("demo", "make a synthetic LGE case, segment the heart, enhance the scar, write a figure"),
     "phantom": ("phantom", "write realistic synthetic LGE cases in the EMIDEC layout"),
+    "synth": ("synth", "write randomized synthetic cases (the training engine's data) in the EMIDEC layout"),
     "targets": ("targets", "make the gamma-corrected scar-enhanced training targets"),
     "train-seg": ("train_seg", "train the heart segmentation U-Net"),
     "segment": ("segment", "segment the heart (ROI) in an LGE volume"),

@@ -59,7 +59,7 @@ class DiffusionTrainConfig:
     val_fraction: float = 0.15
     val_crops: int = 32
     sample_every: int = 0  # epochs between fast-mode CNR checks on validation slices (0 = never)
-    roi_source: str = "labels"  # or "model": the segmentation model's predictions (as in the paper)
+    roi_source: str = "labels"  # "model": the segmentation model's predictions (as in the paper); "randomized"
     whole_image: bool = False  # Table 2 ablation: noise and loss over the whole crop (m = 1), not the ROI
     from_original: float = 0.0  # share of steps noised from x_0 and scored against y_0 (make_train_step); 0 = paper
     scar_weight: float = 1.0  # loss weight of scar pixels relative to blood (make_train_step); 1 = paper
@@ -413,12 +413,27 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
 def _roi_function(config: DiffusionTrainConfig, device: str):
     if config.roi_source == "labels":
         return None
+    if config.roi_source == "randomized":  # roi_randomization.py: the ROI's outline carries no information
+        return lambda case: _randomized_roi(case, config.seed)
     if config.roi_source != "model":
-        raise InputError(f"roi_source must be 'labels' or 'model', got {config.roi_source!r}")
+        raise InputError(f"roi_source must be 'labels', 'randomized' or 'model', got {config.roi_source!r}")
     from ..segmentation import load_segmentation_model, segment_heart
 
     seg = load_segmentation_model(config.seg_model)
     return lambda case: segment_heart(case.image, model=seg, device=device)
+
+
+def _randomized_roi(case, seed: int):
+    import SimpleITK as sitk
+
+    from ..geometry import slice_axes
+    from .roi_randomization import randomized_roi_volume
+
+    roi = randomized_roi_volume(sitk.GetArrayFromImage(case.labels), case.labels.GetSpacing()[::-1],
+                                slice_axes(case.labels)[0], seed, str(case.name))
+    image = sitk.GetImageFromArray(roi.astype(np.uint8))
+    image.CopyInformation(case.labels)
+    return image
 
 
 class _either:
