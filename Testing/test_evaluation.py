@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -304,6 +305,15 @@ def test_report_runs_the_ablations_and_the_lambda_sweep(evaluated):
     assert len(main) >= cases
     assert sum(c["k"] == 1 for c in models.calls) == cases  # single-sample ablation
     assert sum(c["whole_image"] for c in models.calls) == cases  # whole-image-noise ablation
+    # every case draws its own noise, recorded in the report; the sweep reuses its case's seed
+    from scarenhance.evaluation.report import case_seed
+
+    seeds = {c["name"]: c["seed"] for c in report["cases"]}
+    assert seeds == {name: case_seed(5, name) for name in ("Case_001", "Case_002", "Case_003")}
+    assert len(set(seeds.values())) == cases and {c["seed"] for c in models.calls} == set(seeds.values())
+    word = zlib.crc32(b"Case_002")
+    assert seeds["Case_002"] == int(np.random.SeedSequence([5, word]).generate_state(1, dtype=np.uint32)[0] >> 1)
+    assert case_seed(6, "Case_001") not in seeds.values() and 0 <= min(seeds.values()) and max(seeds.values()) < 2**31
     t2 = report["summary"]["table2"]
     assert t2["local_single"]["cnr_scar_myo"]["n"] == t2["local_mean"]["cnr_scar_myo"]["n"] > 0
     assert t2["whole_image"]["ssim_pct"]["mean"] is not None
