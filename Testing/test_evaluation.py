@@ -64,7 +64,26 @@ def test_ssim_psnr_dice_of_simple_cases():
     assert M.psnr(a, a + 1.0) == pytest.approx(20 * math.log10(255.0), abs=1e-6)  # MSE 1
     assert M.ssim(a, 255 - a) < 0
     assert M.dice(np.ones(4, bool), np.array([1, 1, 0, 0], bool)) == pytest.approx(2 * 2 / 6)
-    assert M.dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
+    assert M.dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0  # nothing to find, nothing found
+    assert M.dice(np.zeros(3, bool), np.ones(3, bool)) == 0.0 == M.dice(np.ones(3, bool), np.zeros(3, bool))
+    a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    a[:2], b[1:3] = True, True
+    assert M.dice(a, b) == pytest.approx(0.5) and M.dice(a.astype(np.uint8), b * 7) == pytest.approx(0.5)
+
+
+def test_one_dice_everywhere():
+    """The segmentation trainer's validation, the demo and the report all score with metrics.dice: no
+    other module defines a Dice of its own (they used to disagree on two empty masks)."""
+    import re
+
+    from scarenhance import demo
+    from scarenhance.segmentation import train
+
+    assert train.dice is M.dice and demo.dice is M.dice
+    root = Path(M.__file__).parents[1]
+    others = [p for p in root.rglob("*.py") if p != Path(M.__file__)
+              and re.search(r"def \w*dice\w*\(|2(\.0)? \* .*(&|logical_and).*sum\(\)", p.read_text(encoding="utf-8"))]
+    assert others == []
 
 
 def test_summary_and_wilcoxon():

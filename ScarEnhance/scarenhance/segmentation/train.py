@@ -23,18 +23,12 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..evaluation.metrics import dice
 from ..progress import ProgressFn, no_progress, scaled
 from . import network as N
 
 MODEL_VERSION = "1.0.0"
 INTENSITY_POLICY = "each 2D slice min-max scaled to [0, 255] (paper §2.1), then divided by 255: network input in [0, 1]"
-
-
-def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean arrays; 1.0 when both are empty."""
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    total = pred.sum() + truth.sum()
-    return 1.0 if total == 0 else float(2.0 * np.logical_and(pred, truth).sum() / total)
 
 
 def train_segmentation(
@@ -131,7 +125,7 @@ def train_segmentation(
         my_val = val_cases[ctx.rank::ctx.world_size]
 
         def validate(m):
-            scores = [dice_score(predict_slices(m, c.images, batch_size=8, device=ctx.device) > 0.5, c.masks) for c in my_val]
+            scores = [dice(predict_slices(m, c.images, batch_size=8, device=ctx.device) > 0.5, c.masks) for c in my_val]
             return (float(np.mean(scores)) if scores else 0.0, float(len(scores)))
 
         def metadata(val_dice, best_epoch, history, seconds=None):
