@@ -19,7 +19,6 @@ belong to rank 0.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime
 import json
@@ -213,8 +212,9 @@ def run_pipeline(options: PipelineOptions, progress: ProgressFn = no_progress, c
         if collective:
             barrier(ctx)
         tic = time.perf_counter()
-        with _process_group_kept(ctx):
-            outputs = STEP_FUNCTIONS[step](options, settings, state, resuming, ctx, portion, cancel, log)
+        # the trainers join the process group opened above and leave it open (training.cleanup ends only
+        # a group its own context created): one group for the whole run, ended below
+        outputs = STEP_FUNCTIONS[step](options, settings, state, resuming, ctx, portion, cancel, log)
         if ctx.is_main:
             record.update(status="done", finished=_now(), seconds=round(time.perf_counter() - tic, 1), outputs=outputs)
             write_state(out, state)
@@ -226,28 +226,6 @@ def run_pipeline(options: PipelineOptions, progress: ProgressFn = no_progress, c
             break
     cleanup(ctx)
     return state
-
-
-@contextlib.contextmanager
-def _process_group_kept(ctx):
-    """Keep the torchrun process group open across the steps.
-
-    Each trainer leaves the group when it ends (training.cleanup). Creating a second group in the same
-    process then reuses the first one's rendezvous keys in torchrun's store, and a rank that reads a
-    stale key waits forever (seen with gloo). So while a step runs under the pipeline, the trainers'
-    cleanup does nothing, and the pipeline leaves the group once, at the end.
-    """
-    from . import training
-
-    if not ctx.is_distributed:
-        yield
-        return
-    original = training.cleanup
-    training.cleanup = lambda _ctx: None  # trainers import it from the package when they run
-    try:
-        yield
-    finally:
-        training.cleanup = original
 
 
 def _targets(options, settings, state, resuming, ctx, progress, cancel, log) -> dict:

@@ -4,7 +4,7 @@
 - `data`: dataset cases → slices at the model's spacing, case split, augmentation
 - `train`: `train_segmentation(data, out, ...)` → a model folder (bundle layout)
 - `infer`: `segment_heart(image, model=None, dilate_mm=0.0, device="auto")`, `load_segmentation_model(path)`
-- `postprocess`: threshold, largest component, holes, in-plane dilation in mm
+- `postprocess`: largest component, holes, in-plane dilation in mm
 """
 
 from .infer import SegmentationModel, load_segmentation_model, segment_heart

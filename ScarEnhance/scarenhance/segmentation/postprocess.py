@@ -1,6 +1,6 @@
 """Clean-up of the network's heart mask on the input's own grid, in millimetres, not pixels.
 
-    probabilities → threshold → largest 3D connected component → holes filled per slice → in-plane dilation
+    mask (probabilities > 0.5, geometry.mask_to_volume) → largest 3D connected component → holes filled per slice → in-plane dilation
 
 Arrays are in SimpleITK's numpy order (z, y, x) with `spacing` in that order (mm); which axis holds
 the slices is decided as in geometry (the largest spacing), so the steps work on oblique and
@@ -16,11 +16,6 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import slice_axes
-
-
-def threshold(probabilities: np.ndarray, level: float = 0.5) -> np.ndarray:
-    """Boolean mask where probability > level."""
-    return np.asarray(probabilities) > level
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
