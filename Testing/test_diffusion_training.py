@@ -166,6 +166,11 @@ def test_trainer_writes_a_loadable_model_resumes_and_refuses_to_overwrite(data_d
     meta = net.metadata["scarenhance"]
     assert meta["kind"] == "scar-diffusion" and meta["train_t_max"] == 300 and meta["training"]["command"].startswith("scarenhance")
     assert (out / "training" / "latest.pt").is_file()
+    from scarenhance.targets import write_dataset_targets
+
+    # the blood mean of every case, validation ones too: what `scarenhance targets` writes into targets.json
+    assert len(meta["training"]["val_cases"]) == 1 and meta["training"]["processes"] == 1
+    assert meta["training"]["blood_mean"] == write_dataset_targets(data_dir, tmp_path / "targets")["dataset_blood_mean"]
     with pytest.raises(InputError, match="exists here already"):
         train_diffusion(data_dir, out, config, device="cpu", log=logs.append)
     more = DiffusionTrainConfig(**{**config.__dict__, "epochs": 3, "lr": 2e-4})  # a lower final phase
