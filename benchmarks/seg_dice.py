@@ -25,6 +25,7 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ScarEnhance"))
+from repo_paths import repo_relative  # noqa: E402  (benchmarks/ is the script's folder)
 
 from scarenhance.labels import heart_mask  # noqa: E402
 from scarenhance.phantom import canonical_labels, case_seed, generate_case  # noqa: E402
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
     dices = np.array([r["dice"] for r in rows])
     summary = {
         "benchmark": "seg_dice",
-        "model": str(model.path),
+        "model": repo_relative(model.path),
         "model_version": model.metadata.get("version"),
         "phantom_seed": args.seed,
         "cases": args.cases,
