@@ -119,7 +119,8 @@ def _fake_lpips_state(layout: str = "lpips") -> dict:
 
 def test_lpips_is_unavailable_without_a_weights_file(tmp_path):
     metric, status = load_lpips(None)
-    assert metric is None and status.startswith("unavailable")
+    assert metric is None and status.startswith("unavailable") and "--lpips-weights" in status
+    assert "lpips.LPIPS(net='alex').state_dict()" in status and ".py" not in status.replace("python -c", "")  # how, not where
     metric, status = load_lpips(tmp_path / "missing.pt")
     assert metric is None and "not found" in status and "missing.pt" in status
 
