@@ -17,7 +17,8 @@ from scarenhance.segmentation import load_segmentation_model, segment_heart
 from scarenhance.segmentation import network as N
 from scarenhance.segmentation import postprocess as P
 from scarenhance.segmentation.data import CaseSlices, split_cases
-from scarenhance.segmentation.train import dice_score, train_segmentation
+from scarenhance.evaluation.metrics import dice
+from scarenhance.segmentation.train import train_segmentation
 
 torch.set_num_threads(1)
 
@@ -73,15 +74,6 @@ def test_largest_component_and_holes_filled_per_slice():
     expected[0:3, 5:20, 5:20] = True
     assert out.dtype == np.uint8 and np.array_equal(out.astype(bool), expected)
     assert not P.clean_mask(np.zeros((2, 5, 5), bool), (8.0, 1.0, 1.0), 0).any()
-
-
-def test_dice_score():
-    a = np.zeros((4, 4), bool)
-    b = a.copy()
-    assert dice_score(a, b) == 1.0
-    a[:2] = True
-    b[1:3] = True
-    assert dice_score(a, b) == pytest.approx(0.5)
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -265,7 +257,7 @@ def test_shipped_demo_model_is_registered_verified_and_segments_a_fresh_phantom(
     assert model.metadata["scarenhance"]["validation"]["dice"] > 0.8
     case = generate_case(case_seed(9002, 1), n_slices=4, ti_quality="good")  # a seed no training set used
     mask = segment_heart(case.image, device="cpu")
-    assert dice_score(sitk.GetArrayViewFromImage(mask) > 0, heart_mask(canonical_labels(case))) > 0.85
+    assert dice(sitk.GetArrayViewFromImage(mask) > 0, heart_mask(canonical_labels(case))) > 0.85
 
 
 # ---- classes, the ROI as their union, round-1 models ----------------------------------------------

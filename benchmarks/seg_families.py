@@ -24,18 +24,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ScarEnhance"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.evaluation.families import FAMILIES, family_cases  # noqa: E402
 from scarenhance.segmentation import load_segmentation_model, segment  # noqa: E402
-from scarenhance.segmentation.train import dice_score  # noqa: E402
-
-
-def _relative(path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return Path(path).name
+from scarenhance.evaluation.metrics import dice  # noqa: E402
+from repo_paths import repo_relative  # noqa: E402
 
 
 def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
@@ -47,12 +42,12 @@ def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
         roi = sitk.GetArrayFromImage(result.roi) > 0
         truth = L.heart_classes(case.labels)
         row = {"case": case.name, "size": list(case.image.GetSize()), "spacing": [round(s, 3) for s in case.image.GetSpacing()],
-               "dice_heart": dice_score(roi, truth > 0), "plausible": result.report.plausible,
+               "dice_heart": dice(roi, truth > 0), "plausible": result.report.plausible,
                "warnings": result.report.warnings, "seconds": round(seconds, 2)}
         if result.labels is not None:
             labels = sitk.GetArrayFromImage(result.labels)
-            row["dice_myocardium"] = dice_score(labels == L.CLASS_MYOCARDIUM, truth == L.CLASS_MYOCARDIUM)
-            row["dice_blood"] = dice_score(labels == L.CLASS_BLOOD, truth == L.CLASS_BLOOD)
+            row["dice_myocardium"] = dice(labels == L.CLASS_MYOCARDIUM, truth == L.CLASS_MYOCARDIUM)
+            row["dice_blood"] = dice(labels == L.CLASS_BLOOD, truth == L.CLASS_BLOOD)
         rows.append(row)
         print(f"  {case.name:<18} {str(row['size']):>16} {row['spacing'][0]:>5.2f} mm  Dice heart {row['dice_heart']:.3f}"
               + (f"  myo {row['dice_myocardium']:.3f}  blood {row['dice_blood']:.3f}" if "dice_myocardium" in row else "")
@@ -81,7 +76,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_segmentation_model(args.model, "cpu")
-    print(f"model {model.metadata.get('name')} {model.metadata.get('version')} ({_relative(model.path)})")
+    print(f"model {model.metadata.get('name')} {model.metadata.get('version')} ({repo_relative(model.path)})")
     results = []
     for family in args.families.split(","):
         print(f"family {family}:")
@@ -93,7 +88,7 @@ def main(argv=None) -> int:
               f"{r['flagged']:>8}")
     worst = min(results, key=lambda r: r["mean_dice_heart"])
     print(f"worst family: {worst['family']} (mean heart Dice {worst['mean_dice_heart']:.3f}, min {worst['min_dice_heart']:.3f})")
-    out = {"benchmark": "seg_families", "model": _relative(model.path), "model_version": model.metadata.get("version"),
+    out = {"benchmark": "seg_families", "model": repo_relative(model.path), "model_version": model.metadata.get("version"),
            "seed": args.seed, "cases_per_family": args.cases, "threads": torch.get_num_threads(),
            "platform": platform.platform(), "worst_family": worst["family"], "families": results}
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 from . import __version__
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: "list[str] | None" = None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["scarenhance", *argv])  # the train commands record it in their models
     command = importlib.import_module(f"scarenhance.commands.{args._module}")
     try:
         return int(command.run(args) or 0)

@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..diffusion.train import DiffusionTrainConfig, command_line, train_diffusion
+    from ..diffusion.train import DiffusionTrainConfig, train_diffusion
     from ..progress import cli_progress
 
     config = DiffusionTrainConfig(
@@ -68,5 +68,5 @@ def run(args) -> int:
         time_limit_min=args.time_limit_min, seed=args.seed, num_workers=args.workers,
     )
     train_diffusion(args.data, args.out, config, layout=args.layout, device=args.device, resume=args.resume,
-                    command=command_line(), progress=cli_progress)
+                    command=args.command_line, progress=cli_progress)
     return 0

@@ -36,9 +36,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import shlex
-    import sys
-
     import torch
 
     from ..errors import InputError
@@ -53,13 +50,12 @@ def run(args) -> int:
             raise InputError(f"--channels must be comma-separated integers, got {args.channels!r}") from None
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = "scarenhance " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train-seg"] else None
     summary = train_segmentation(
         args.data, args.out, synth=args.synth, synth_val=args.synth_val, synth_seed=args.synth_seed,
         init_from=args.init_from, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
         channels=channels, spacing_mm=args.spacing_mm, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
         resume=args.resume, workers=args.workers, layout=args.layout, steps_per_epoch=args.steps_per_epoch,
-        validate_every=args.validate_every, command=command, progress=cli_progress if args.progress else no_progress,
+        validate_every=args.validate_every, command=args.command_line, progress=cli_progress if args.progress else no_progress,
     )
     if summary["val_dice"] is not None:
         print(f"validation Dice {summary['val_dice']:.4f} (epoch {summary['best_epoch']}) → {summary['model']}", flush=True)

@@ -20,8 +20,6 @@ the model then records `train_t_max` and enhance_scar warns for λ beyond it.
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -253,13 +251,16 @@ def train_diffusion(
     train_names, val_names = split_cases([str(n) for n in names], config.val_fraction, config.seed)
     roi_fn = _roi_function(config, device)
     progress(0.0, f"reading {len(names)} cases")
-    train_cases = [load_case(data_dir, n, layout) for n in train_names]
+    loaded = {str(n): load_case(data_dir, n, layout) for n in names}
+    train_cases, val_cases = [loaded[n] for n in train_names], [loaded[n] for n in val_names]
     from ..targets import dataset_blood_mean
 
-    blood_mean = dataset_blood_mean(train_cases)
+    # over every case in the folder's order, validation ones included, exactly as `scarenhance targets` computes
+    # it (paper §2.1: "all the blood pools in the dataset"): a pipeline's RUN/targets/ are the targets trained on
+    blood_mean = dataset_blood_mean(loaded.values())
     train_pairs = slice_pairs(train_cases, blood_mean=blood_mean, roi_fn=roi_fn)
-    val_pairs = slice_pairs([load_case(data_dir, n, layout) for n in val_names], blood_mean=blood_mean, roi_fn=roi_fn) if val_names else []
-    del train_cases
+    val_pairs = slice_pairs(val_cases, blood_mean=blood_mean, roi_fn=roi_fn) if val_names else []
+    del loaded, train_cases, val_cases
     if ctx.is_main:
         log(f"train-diffusion: {len(train_names)} training cases ({len(train_pairs)} slices), {len(val_names)} validation "
             f"cases ({len(val_pairs)} slices), dataset blood mean {blood_mean:.2f}, device {ctx.device}")
@@ -292,7 +293,8 @@ def train_diffusion(
                 log(f"train-diffusion: fast-mode check on validation slices: CNR(scar,myo) {check[0]:.2f} → {check[1]:.2f}")
         return loss
 
-    history_meta = {"blood_mean": blood_mean, "train_cases": train_names, "val_cases": val_names}
+    history_meta = {"blood_mean": blood_mean, "blood_mean_of": "every case under the data folder (training and validation)",
+                    "train_cases": train_names, "val_cases": val_names, "processes": ctx.world_size}
     summary: dict = {}
 
     def write_model(epoch: int, metric: "float | None", weights: dict) -> None:
@@ -444,7 +446,3 @@ class _either:
 
     def is_set(self) -> bool:
         return (self.a is not None and self.a.is_set()) or self.b.is_set()
-
-
-def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in ["scarenhance"] + sys.argv[1:])

@@ -109,7 +109,8 @@ class CropDataset:
     the same twice. Item: {"image": (1, c, c) float32, "label": (1, c, c) int64}.
 
     Every item draws from its own stream, keyed by (seed, index, how many times this index was drawn in
-    this process); DataLoader workers get disjoint indices, so no two workers repeat a crop.
+    this process); DataLoader workers are given seeds of their own through `reseed` (training.workers),
+    so no two workers, and no two epochs' workers, repeat a crop.
     """
 
     def __init__(self, images: list, classes: list, crop: int = 128, seed: int = 0, heart_fraction: float = 2 / 3):
@@ -120,6 +121,10 @@ class CropDataset:
         self._draws: dict[int, int] = {}
         self._heart = [np.argwhere(c > 0) for c in classes]
         self._intensity = None
+
+    def reseed(self, seed: int) -> None:
+        """Draw the following crops from a new random stream."""
+        self.seed, self._draws = int(seed), {}
 
     def __len__(self) -> int:
         return len(self.images)

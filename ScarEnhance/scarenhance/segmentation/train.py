@@ -25,18 +25,12 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..evaluation.metrics import dice
 from ..progress import ProgressFn, no_progress, scaled
 from . import intensity
 from . import network as N
 
 MODEL_VERSION = "2.0.0"
-
-
-def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean arrays; 1.0 when both are empty."""
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    total = pred.sum() + truth.sum()
-    return 1.0 if total == 0 else float(2.0 * np.logical_and(pred, truth).sum() / total)
 
 
 def train_segmentation(
@@ -166,7 +160,7 @@ def train_segmentation(
         my_val = val_cases[ctx.rank::ctx.world_size]
 
         def validate(m):
-            scores = [dice_score(predict_classes(m, c.images, batch_size=8, device=ctx.device) > 0, c.classes > 0) for c in my_val]
+            scores = [dice(predict_classes(m, c.images, batch_size=8, device=ctx.device) > 0, c.classes > 0) for c in my_val]
             return (float(np.mean(scores)) if scores else 0.0, float(len(scores)))
 
         settings = {"preset": preset, "spacing_mm": spacing_mm, "crop": crop, "batch_size": batch_size, "lr": lr,
