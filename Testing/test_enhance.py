@@ -160,7 +160,8 @@ def _enhance_command(argv):
     return command.run(parser.parse_args(argv))
 
 
-def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_path, model_dir, capsys):
+def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_path, model_dir, capsys, monkeypatch):
+    monkeypatch.setenv("SCARENHANCE_PROGRESS", "lines")  # what the Slicer runner sets
     image, roi = _case()
     sitk.WriteImage(image, str(tmp_path / "lge.nii.gz"))
     sitk.WriteImage(roi, str(tmp_path / "roi.nii.gz"))

@@ -6,7 +6,9 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="LGE volume (NIfTI, NRRD, MHA or a DICOM series folder)")
     p.add_argument("--roi", required=True, help="heart ROI mask (non-zero = inside), e.g. from `scarenhance segment`")
-    p.add_argument("--output", required=True, help="enhanced volume to write (mean of the k samples)")
+    p.add_argument("--output", required=True,
+                   help="enhanced volume to write (mean of the k samples; float32, or float64 where float32 "
+                        "cannot hold the input exactly, so every voxel outside the ROI is the input's)")
     p.add_argument("--std-output", help="also write the per-voxel SD over the k samples (uncertainty map)")
     p.add_argument("--model", help="diffusion model folder or registry id (default: the shipped demo model)")
     p.add_argument("--lam", type=int, default=250, help="partial-diffusion start step λ, 1…1000 (paper: 250)")
@@ -22,27 +24,32 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from ..diffusion import enhance_scar, load_diffusion_model
-    from ..diffusion.inputs import check_image, roi_on_image_grid
+    from ..diffusion.inputs import check_parameters, roi_on_image_grid
+    from ..diffusion.schedule import T
     from ..errors import InputError
-    from ..io import read_image, write_image
+    from ..image_checks import check_lge, check_roi
+    from ..io import check_output, read_image, write_image
     from ..progress import cli_progress
 
+    # Everything that can be refused is refused here, before torch is imported and before minutes of work.
+    check_parameters(args.lam, args.k, args.steps, args.seed, T)
     outputs = [Path(args.output)] + ([Path(args.std_output)] if args.std_output else [])
-    if not args.overwrite:  # refuse before minutes of work, not after
-        for path in outputs:
-            if path.exists():
-                raise InputError("already exists; pass --overwrite to replace it", path)
-    if len(set(map(str, outputs))) != len(outputs) or any(str(p) in (args.input, args.roi) for p in outputs):
+    for path in outputs:
+        check_output(path, overwrite=args.overwrite)
+    resolved = [p.resolve() for p in outputs]
+    if len(set(resolved)) != len(resolved) or any(p in resolved for p in (Path(args.input).resolve(), Path(args.roi).resolve())):
         raise InputError("output paths must differ from each other and from the inputs", args.output)
-
     image = read_image(args.input)
+    check_lge(image, args.input)
     roi = read_image(args.roi)
-    for check, path in ((lambda: check_image(image), args.input), (lambda: roi_on_image_grid(roi, image), args.roi)):
-        try:
-            check()
-        except InputError as e:  # name the file the problem is in
-            raise InputError(e.problem, path) from None
+    check_roi(roi, args.roi)
+    try:
+        roi_on_image_grid(roi, image)
+    except InputError as e:  # name the file the problem is in
+        raise InputError(e.problem, args.roi) from None
+
+    from ..diffusion import enhance_scar, load_diffusion_model
+
     model = load_diffusion_model(args.model)
     tic = time.perf_counter()
     mean, std = enhance_scar(image, roi, model=model, lam=args.lam, k=args.k, steps=args.steps, seed=args.seed,
@@ -50,6 +57,6 @@ def run(args) -> int:
     write_image(mean, args.output, overwrite=args.overwrite)
     if args.std_output:
         write_image(std, args.std_output, overwrite=args.overwrite)
-    print(f"enhanced {args.input} in {time.perf_counter() - tic:.1f} s → {args.output}"
+    print(f"enhanced {args.input} in {time.perf_counter() - tic:.1f} s → {args.output} ({mean.GetPixelIDTypeAsString()})"
           + (f" (SD over k: {args.std_output})" if args.std_output else ""), flush=True)
     return 0

@@ -22,19 +22,22 @@ def run(args) -> int:
     import SimpleITK as sitk
 
     from ..errors import InputError
-    from ..io import read_image, write_image
+    from ..image_checks import check_lge
+    from ..io import check_output, read_image, write_image
     from ..progress import cli_progress
-    from ..device import resolve_device
-    from ..segmentation import load_segmentation_model, segment_heart
 
-    if Path(args.output).exists() and not args.overwrite:  # refuse before the work, not after
-        raise InputError("already exists; pass --overwrite to replace it", args.output)
+    check_output(args.output, overwrite=args.overwrite)  # refuse before the work, not after
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise InputError("the output must not be the input", args.output)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be ≥ 1, got {args.batch_size}")
-    device = resolve_device(args.device)
     image = read_image(args.input)
+    check_lge(image, args.input)
+
+    from ..device import resolve_device  # torch only once the input has passed: bad input fails fast
+    from ..segmentation import load_segmentation_model, segment_heart
+
+    device = resolve_device(args.device)
     model = load_segmentation_model(args.model, device)
     tic = time.perf_counter()
     try:
