@@ -118,3 +118,117 @@ def test_atomic_writes_get_the_permissions_of_an_ordinary_file(tmp_path):
         os.umask(old)
     for name in ("a.json", "c.nii.gz"):
         assert (tmp_path / name).stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644, name
+
+
+# ---- configs are data; the registry digest covers the whole folder --------------------------------
+
+
+@pytest.mark.parametrize("file, change, key", [
+    ("inference", lambda c: c["network_def"].update(spatial_dims="$__import__('os').getcwd() or 2"), "network_def.spatial_dims"),
+    ("inference", lambda c: c["network_def"].update(channels=["@network_def#strides", 8]), "network_def.channels[0]"),
+    ("inference", lambda c: c["network_def"].update(norm={"_target_": "torch.nn.Identity"}), "network_def.norm._target_"),
+    ("inference", lambda c: c.update(device="cpu"), "device"),
+    ("inference", lambda c: c["network_def"].update(channels=[4, 10**9]), "network_def.channels"),
+    ("inference", lambda c: c["network_def"].update(in_channels=True), "network_def.in_channels"),
+    ("inference", lambda c: c["network_def"].update(act_fn="relu"), "network_def.act_fn"),
+    ("metadata", lambda m: m.update(notes="%configs/other.json#x"), "notes"),
+    ("metadata", lambda m: m["scarenhance"].update(hooks=[{"_requires_": "x"}]), "scarenhance.hooks[0]._requires_"),
+])
+def test_configs_holding_code_or_unknown_arguments_are_refused_naming_file_and_key(model_dir, file, change, key):
+    path = model_dir / (INFERENCE if file == "inference" else METADATA)
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelError) as err:
+        load_bundle(model_dir)
+    assert str(err.value).startswith(str(path)) and repr(key) in str(err.value)
+
+
+def test_json_that_parsers_read_differently_is_refused(model_dir):
+    text = (model_dir / INFERENCE).read_text()
+    (model_dir / INFERENCE).write_text(text.replace('"spatial_dims": 2', '"spatial_dims": 2, "spatial_dims": 3'))
+    with pytest.raises(ModelError, match="'spatial_dims' appears twice"):
+        read_metadata(model_dir)
+    (model_dir / INFERENCE).write_text(text.replace('"num_res_units": 0', '"num_res_units": NaN'))
+    with pytest.raises(ModelError, match="NaN is not a JSON number"):
+        read_metadata(model_dir)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_pickled_object_as_weights_is_refused_and_never_runs(model_dir, tmp_path):
+    import pickle
+
+    class Payload:  # what an attacker pickles: unpickling would call Path.touch
+        def __reduce__(self):
+            from pathlib import Path
+            return (Path.touch, (Path(tmp_path / "pwned"),))
+
+    (model_dir / WEIGHTS).write_bytes(pickle.dumps({"weight": Payload()}))
+    meta = json.loads((model_dir / METADATA).read_text())
+    meta["scarenhance"]["weights_sha256"] = sha256_file(model_dir / WEIGHTS)  # the attacker's checksum matches
+    (model_dir / METADATA).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="not a plain state dict") as err:
+        load_bundle(model_dir)
+    assert str(err.value).startswith(str(model_dir / WEIGHTS)) and not (tmp_path / "pwned").exists()
+
+
+def test_folder_digest_covers_configs_and_weights_and_equals_the_shell_one_liner(model_dir):
+    import subprocess
+
+    from scarenhance.bundle import folder_digest
+
+    digest = folder_digest(model_dir)
+    shell = subprocess.run("LC_ALL=C sha256sum configs/*.json models/model.pt | sha256sum", shell=True, cwd=model_dir,
+                           capture_output=True, text=True, check=True).stdout.split()[0]
+    assert digest == shell
+    (model_dir / "README.md").write_text("docs are not covered")
+    assert folder_digest(model_dir) == digest
+    config = model_dir / INFERENCE
+    config.write_text(config.read_text() + " ")  # one byte more in a config changes the digest
+    assert folder_digest(model_dir) != digest
+
+
+def _registry(tmp_path, entry: dict):
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps({"models": [{"id": "m", "kind": "heart-segmentation", "version": "1", **entry}]}))
+    return path
+
+
+def test_registry_checks_the_folder_digest_and_old_weights_only_entries(model_dir, tmp_path, monkeypatch):
+    import scarenhance.model_zoo as zoo
+    from scarenhance.bundle import folder_digest
+
+    monkeypatch.setattr(zoo, "REGISTRY", _registry(tmp_path, {"folder": "m", "folder_sha256": folder_digest(model_dir)}))
+    assert resolve_model("m", "heart-segmentation") == tmp_path / "m"
+    meta = json.loads((model_dir / METADATA).read_text())
+    meta["description"] = "changed after registration"
+    (model_dir / METADATA).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="does not match the model registry"):
+        resolve_model("m", "heart-segmentation")
+    # an older registry recorded the weights' SHA-256 only: still accepted, checked against the weights
+    monkeypatch.setattr(zoo, "REGISTRY", _registry(tmp_path, {"folder": "m", "sha256": sha256_file(model_dir / WEIGHTS)}))
+    assert resolve_model("m", "heart-segmentation") == tmp_path / "m"
+    monkeypatch.setattr(zoo, "REGISTRY", _registry(tmp_path, {"folder": "m", "sha256": "0" * 64}))
+    with pytest.raises(ModelError, match="its weights"):
+        resolve_model("m", "heart-segmentation")
+
+
+@pytest.mark.parametrize("folder", ["../m", "/etc", "link"])
+def test_a_registry_entry_pointing_outside_its_folder_is_refused(model_dir, tmp_path, monkeypatch, folder):
+    import scarenhance.model_zoo as zoo
+
+    (tmp_path / "reg").mkdir()
+    (tmp_path / "reg" / "link").symlink_to(model_dir)
+    monkeypatch.setattr(zoo, "REGISTRY", _registry(tmp_path / "reg", {"folder": folder, "folder_sha256": "0" * 64}))
+    with pytest.raises(ModelError, match="points outside"):
+        resolve_model("m", "heart-segmentation")
+
+
+def test_digest_command_prints_what_the_registry_records(model_dir, capsys):
+    from scarenhance.bundle import folder_digest
+    from scarenhance.model_zoo import REGISTRY, entry_folder, main, registry_entries
+
+    assert main(["digest", str(model_dir)]) == 0
+    assert capsys.readouterr().out.split() == [folder_digest(model_dir), str(model_dir)]
+    for entry in registry_entries():  # the shipped registry is up to date with the shipped folders
+        assert entry["folder_sha256"] == folder_digest(entry_folder(entry, REGISTRY)), entry["id"]

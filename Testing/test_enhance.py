@@ -155,7 +155,8 @@ def test_a_segmentation_model_is_refused(tmp_path, net):
         load_diffusion_model(folder)
 
 
-def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_path, model_dir, capsys):
+def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_path, model_dir, capsys, monkeypatch):
+    monkeypatch.setenv("SCARENHANCE_PROGRESS", "lines")  # what the Slicer runner sets
     image, roi = _case()
     sitk.WriteImage(image, str(tmp_path / "lge.nii.gz"))
     sitk.WriteImage(roi, str(tmp_path / "roi.nii.gz"))
@@ -186,11 +187,11 @@ def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_p
 
 def test_the_shipped_default_model_loads_and_runs():
     from scarenhance.model_zoo import DIFFUSION, registry_entries
-    from scarenhance.bundle import sha256_file
+    from scarenhance.bundle import folder_digest
 
     net = load_diffusion_model()  # the registry's default scar-diffusion model
     entry = next(e for e in registry_entries() if e["kind"] == DIFFUSION and e.get("default"))
-    assert sha256_file(net.model_dir / "models" / "model.pt") == entry["sha256"]
+    assert folder_digest(net.model_dir) == entry["folder_sha256"]
     assert net.metadata["scarenhance"]["train_t_max"] >= 250  # the default λ is inside its training range
     image, roi = _case()
     mean, std = enhance_scar(image, roi, lam=250, k=1, steps=2, seed=0, device="cpu")

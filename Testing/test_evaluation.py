@@ -401,7 +401,7 @@ def test_evaluate_command(tmp_path, untrained_models, capsys):
     seg, diffusion = untrained_models
     args = ["evaluate", "--data", str(tmp_path / "data"), "--report", str(tmp_path / "report"), "--seg-model", str(seg),
             "--diffusion-model", str(diffusion), "--k", "2", "--steps", "2", "--lam", "20", "--lam-sweep", "none",
-            "--device", "cpu"]
+            "--device", "cpu", "--progress", "lines"]
     assert main(args) == 0
     out, err = capsys.readouterr()
     assert "LPIPS unavailable" in out and "CNR(scar,myo)" in out

@@ -204,3 +204,90 @@ def test_multi_member_gzip_nifti_is_read(tmp_path):
     half = len(raw) // 2
     (tmp_path / "multi.nii.gz").write_bytes(gzip.compress(raw[:half]) + gzip.compress(raw[half:]))
     _assert_same(image, read_image(tmp_path / "multi.nii.gz"))
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii", ".nrrd", ".mha"])
+@pytest.mark.parametrize("dtype, bad", [(np.float32, np.nan), (np.float64, np.inf), (np.float32, -np.inf)])
+def test_nan_and_inf_are_refused_in_every_format(tmp_path, ext, dtype, bad):
+    """ITK's NIfTI reader turns NaN/Inf into 0, so the raw payload is what is checked there."""
+    array = np.ones((3, 16, 16), dtype)
+    array[1, 2, 3] = bad
+    array[2, 5, 5] = bad
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / f"nan{ext}"))
+    with pytest.raises(InputError, match="2 NaN or infinite voxels") as e:
+        read_image(tmp_path / f"nan{ext}")
+    assert e.value.path == tmp_path / f"nan{ext}"
+    array[np.isnan(array) | np.isinf(array)] = 7  # the same file without them reads
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / f"ok{ext}"))
+    assert sitk.GetArrayFromImage(read_image(tmp_path / f"ok{ext}"))[1, 2, 3] == 7
+
+
+def test_big_endian_nifti_payload_is_scanned(tmp_path):
+    """A NIfTI-1 file written by hand in big-endian order (some scanners' converters do this)."""
+    import struct
+
+    data = np.ones((2, 4, 4), ">f4")
+    data[0, 0, 0] = np.nan
+    header = bytearray(352)
+    struct.pack_into(">i", header, 0, 348)
+    struct.pack_into(">8h", header, 40, 3, 4, 4, 2, 1, 1, 1, 1)
+    struct.pack_into(">2h", header, 70, 16, 32)
+    struct.pack_into(">8f", header, 76, 1, 1, 1, 1, 1, 1, 1, 1)
+    struct.pack_into(">f", header, 108, 352.0)
+    struct.pack_into(">f", header, 112, 1.0)
+    header[344:348] = b"n+1\0"
+    (tmp_path / "be.nii").write_bytes(bytes(header) + data.tobytes())
+    with pytest.raises(InputError, match="1 NaN or infinite"):
+        read_image(tmp_path / "be.nii")
+
+
+def test_complex_image_is_refused(tmp_path):
+    sitk.WriteImage(sitk.Image(8, 8, 2, sitk.sitkComplexFloat32), str(tmp_path / "kspace.nii.gz"))
+    with pytest.raises(InputError, match="complex-valued") as e:
+        read_image(tmp_path / "kspace.nii.gz")
+    assert e.value.path.name == "kspace.nii.gz"
+
+
+def test_an_image_too_large_to_process_is_refused_from_its_header(tmp_path, monkeypatch):
+    import scarenhance.io as io
+
+    sitk.WriteImage(sitk.Image(40, 30, 2, sitk.sitkInt16), str(tmp_path / "big.nrrd"))
+    monkeypatch.setattr(io, "MAX_SIDE", 32)
+    monkeypatch.setattr(sitk.ImageFileReader, "Execute", lambda self: pytest.fail("pixels were read"))
+    with pytest.raises(InputError, match="40x30x2 voxels is larger than ScarEnhance reads") as e:
+        read_image(tmp_path / "big.nrrd")
+    assert e.value.path.name == "big.nrrd"
+
+
+def test_write_never_goes_through_or_over_a_symbolic_link(tmp_path):
+    victim = tmp_path / "victim.nii.gz"
+    write_image(_volume(seed=1), victim)
+    before = victim.read_bytes()
+    (tmp_path / "link.nii.gz").symlink_to(victim)
+    (tmp_path / "dangling.nii.gz").symlink_to(tmp_path / "nowhere.nii.gz")
+    for name in ("link.nii.gz", "dangling.nii.gz"):
+        for overwrite in (False, True):
+            with pytest.raises(InputError, match="symbolic link") as e:
+                write_image(_volume(seed=2), tmp_path / name, overwrite=overwrite)
+            assert e.value.path.name == name
+    assert victim.read_bytes() == before and not (tmp_path / "nowhere.nii.gz").exists()
+
+
+def test_check_output_refuses_a_parent_that_is_a_file_or_read_only_and_creates_nothing(tmp_path):
+    import os
+
+    from scarenhance.io import check_output
+
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_output(tmp_path / "notes.txt" / "sub" / "out.nii.gz")
+    assert check_output(tmp_path / "new" / "out.nii.gz") == tmp_path / "new" / "out.nii.gz"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing created, no probe left
+    if os.geteuid() != 0:  # root writes anywhere: permissions cannot refuse it
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        try:
+            with pytest.raises(InputError, match="cannot write in the folder"):
+                check_output(locked / "out.nii.gz")
+        finally:
+            locked.chmod(0o700)

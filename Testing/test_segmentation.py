@@ -245,14 +245,14 @@ def test_a_model_of_another_kind_or_a_missing_folder_is_refused(tmp_path):
 
 
 def test_shipped_demo_model_is_registered_verified_and_segments_a_fresh_phantom():
-    from scarenhance.bundle import sha256_file
+    from scarenhance.bundle import folder_digest
     from scarenhance.labels import heart_mask
     from scarenhance.model_zoo import SEGMENTATION, default_model_id, registry_entries
     from scarenhance.phantom import canonical_labels, case_seed, generate_case
 
     entry = next(e for e in registry_entries() if e["id"] == default_model_id(SEGMENTATION))
     model = load_segmentation_model(None, "cpu")
-    assert sha256_file(model.path / WEIGHTS) == entry["sha256"]
+    assert folder_digest(model.path) == entry["folder_sha256"]
     assert (model.path / WEIGHTS).stat().st_size < 5_000_000
     assert model.metadata["scarenhance"]["validation"]["dice"] > 0.8
     case = generate_case(case_seed(9002, 1), n_slices=4, ti_quality="good")  # a seed no training set used

@@ -1,6 +1,7 @@
 """The models the panel offers: the shipped demo models (scarenhance/models/registry.json) and the
 models in a user folder (a site's own, imported or downloaded). Every model is checked against its
-SHA-256 before use.
+SHA-256 before use: a shipped model's whole folder (configs and weights, `scarenhance.bundle.folder_digest`)
+against the registry, and the weights against the folder's own metadata.
 
 Listing and checking read JSON and hash a file, nothing more, so the panel fills its model lists before
 the first-use install has put torch into Slicer's Python. Copying a folder in and downloading go through
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Optional
 
 import scarenhance
+from scarenhance.bundle import folder_digest
 from scarenhance.errors import ModelError
+from scarenhance.model_zoo import entry_folder
 
 SHIPPED_DIR = Path(scarenhance.__file__).resolve().parent / "models"
 SHIPPED_REGISTRY = SHIPPED_DIR / "registry.json"
@@ -35,10 +38,11 @@ class ModelInfo:
     version: str
     description: str
     folder: Path  # where the model is (or will be, once downloaded)
-    sha256: Optional[str]  # of models/model.pt, from the registry; None for user models (metadata has it)
+    sha256: Optional[str]  # of models/model.pt, from an older registry entry; None for user models (metadata has it)
     url: Optional[str]
     default: bool
     shipped: bool
+    folderSha256: Optional[str] = None  # the registry's digest of the whole folder (configs and weights)
 
     @property
     def installed(self) -> bool:
@@ -119,7 +123,7 @@ class ModelRegistry:
         if not weights.is_file():
             hint = " (it can be downloaded: ModelRegistry.download)" if info.url else ""
             raise ModelError(f"model weights are missing{hint}", weights)
-        stamp = (weights.stat().st_size, weights.stat().st_mtime_ns)
+        stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in [weights, *sorted((info.folder / "configs").glob("*.json"))])
         if self._verified.get(info.folder) == stamp:
             return info
         meta = _readMetadata(info.folder)
@@ -132,7 +136,10 @@ class ModelRegistry:
                 raise ModelError(
                     f"weights checksum mismatch with {source}: expected SHA-256 {expected[:16]}…, file has {actual[:16]}… "
                     "(the file is truncated, corrupted or was replaced)", weights)
-        if not (info.sha256 or recorded):
+        if info.folderSha256 and folder_digest(info.folder) != info.folderSha256.lower():
+            raise ModelError("configs or weights do not match the model registry's SHA-256 of this folder "
+                             "(files were changed, truncated or replaced)", info.folder)
+        if not (info.sha256 or info.folderSha256 or recorded):
             raise ModelError("no SHA-256 is recorded for these weights, so they cannot be checked", info.folder / METADATA)
         self._verified[info.folder] = stamp
         return info
@@ -178,11 +185,12 @@ class ModelRegistry:
             raise ModelError(f"unreadable model registry ({e})", self.shippedRegistry) from e
         infos = []
         for e in entries:
-            folder = self.shippedRegistry.parent / e["folder"]
+            folder = entry_folder(e, self.shippedRegistry)  # refuses a folder outside the registry's
             if not folder.is_dir() and e.get("url"):
                 folder = self.userDir / Path(e["folder"]).name  # downloaded copies live in the user folder
             infos.append(ModelInfo(e["id"], e["kind"], str(e.get("version", "")), e.get("description", ""), folder,
-                                   e.get("sha256"), e.get("url"), bool(e.get("default")), shipped=True))
+                                   e.get("sha256"), e.get("url"), bool(e.get("default")), shipped=True,
+                                   folderSha256=e.get("folder_sha256")))
         return infos
 
     def _user(self) -> list[ModelInfo]:

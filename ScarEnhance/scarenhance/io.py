@@ -7,11 +7,18 @@ returns a scalar 3D ``sitk.Image`` in the file's own pixel type and geometry:
 - a 2D image (one slice) is promoted to a single-slice 3D volume, so a lone short-axis slice can be
   enhanced like a stack; the third axis gets spacing 1 mm and the identity direction extension;
 - a 4D image with a single time point is squeezed to 3D (some tools write NIfTI with dim[4] = 1);
-- a real 4D image (cine, multi-TI) or a vector / RGB image is refused: the method works on one
-  3D short-axis LGE stack.
+- a real 4D image (cine, multi-TI), a vector / RGB or a complex-valued image is refused: the method
+  works on one 3D short-axis LGE stack;
+- an image longer than `MAX_SIDE` voxels along an axis, or of more than `MAX_VOXELS` voxels, is refused
+  from its header, before its pixels are read (LGE slices are at most ~512²; a 4096² slice would
+  cost gigabytes in float64 work arrays);
+- NaN or infinite voxels are an error whatever the format. ITK's NIfTI reader turns them into 0
+  without a word, so for NIfTI the raw float payload is scanned as well.
 
 ``write_image`` writes atomically (a temporary file beside the target, then ``os.replace``), so an
-interrupted write never leaves half a file under the final name, and it never overwrites unless asked.
+interrupted write never leaves half a file under the final name, and it never overwrites unless asked;
+it never writes through or over a symbolic link. ``check_output`` runs the same checks (and probes that
+the folder can be written) without writing, so commands refuse a bad output path before the work.
 Every problem is an ``InputError`` naming the file.
 """
 
@@ -24,6 +31,7 @@ import struct
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 from .bundle import default_permissions
@@ -36,6 +44,9 @@ READ_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 WRITE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
 DICOM_EXTENSIONS = (".dcm", ".ima", ".dicom")
 _SERIES_UID_TAG = "0020|000e"
+MAX_SIDE = 2048  # voxels along any axis
+MAX_VOXELS = 1 << 26  # 67 M voxels, e.g. 512 x 512 x 256
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype code → numpy item type
 
 
 def image_extension(path: "str | Path") -> str:
@@ -68,7 +79,40 @@ def read_image(path: "str | Path") -> sitk.Image:
         image = _read_dicom_file_series(path)
     else:
         image = _read_file(path)
-    return _as_scalar_3d(image, path)
+    _check_size(image.GetSize(), path)
+    image = _as_scalar_3d(image, path)
+    _check_finite(image, path)
+    return image
+
+
+def check_output(path: "str | Path", overwrite: bool = False, image: bool = True) -> Path:
+    """Refuse an output path that write_image would refuse, before any work: an unknown format, a
+    folder, a symbolic link, an existing file (unless `overwrite`), a parent that is a file or cannot
+    be written. Nothing is created. image=False: a report (JSON), any extension."""
+    path = Path(path)
+    ext = image_extension(path)
+    if image and ext not in WRITE_EXTENSIONS:
+        raise InputError(
+            f"cannot write this format (extension {ext or path.suffix or 'none'!r}); "
+            f"use one of {', '.join(WRITE_EXTENSIONS)}",
+            path,
+        )
+    if path.is_symlink():
+        raise InputError("is a symbolic link; refusing to write through or over it (give the real file name)", path)
+    if path.is_dir():
+        raise InputError("is a folder, expected an image file name", path)
+    if path.exists() and not overwrite:
+        raise InputError("already exists; refusing to overwrite it (choose another name or allow overwrite)", path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the folders write_image would create
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write here: {folder} is a file, not a folder", path)
+    try:  # a real probe: permissions, read-only file systems and ACLs all answer the same way
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise InputError(f"cannot write in the folder {folder}: {e.strerror or e}", path) from e
+    return path
 
 
 def write_image(image: sitk.Image, path: "str | Path", overwrite: bool = False) -> Path:
@@ -77,18 +121,8 @@ def write_image(image: sitk.Image, path: "str | Path", overwrite: bool = False) 
     Parent folders are created. An existing file is kept (InputError) unless ``overwrite=True``.
     NRRD and MetaImage are written compressed; '.nii.gz' is compressed by its extension.
     """
-    path = Path(path)
+    path = check_output(path, overwrite)
     ext = image_extension(path)
-    if ext not in WRITE_EXTENSIONS:
-        raise InputError(
-            f"cannot write this format (extension {ext or Path(path).suffix or 'none'!r}); "
-            f"use one of {', '.join(WRITE_EXTENSIONS)}",
-            path,
-        )
-    if path.is_dir():
-        raise InputError("is a folder, expected an image file name", path)
-    if path.exists() and not overwrite:
-        raise InputError("already exists; refusing to overwrite it (choose another name or allow overwrite)", path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -116,7 +150,11 @@ def _read_file(path: Path) -> sitk.Image:
             path,
         )
     try:
-        image = sitk.ReadImage(str(path))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()  # the header alone: refuse a huge image before reading it
+        _check_size(reader.GetSize(), path)
+        image = reader.Execute()
     except RuntimeError as e:
         raise InputError(f"cannot read the image (corrupt or not an image?): {_reason(e)}", path) from e
     if image_extension(path) in (".nii", ".nii.gz"):
@@ -154,15 +192,21 @@ def _check_nifti_complete(path: Path) -> None:
 
 def _nifti_byte_count(header: bytes) -> "int | None":
     """vox_offset + image bytes from a NIfTI-1/-2 header, None when it is not one."""
+    layout = _nifti_layout(header)
+    return None if layout is None else layout[2] + layout[3] * layout[1] // 8
+
+
+def _nifti_layout(header: bytes) -> "tuple[str, int, int, int, int] | None":
+    """(byte order, bitpix, vox_offset, voxels, datatype) of a NIfTI-1/-2 header, None when it is not one."""
     for endian in "<>":
         if len(header) >= 348 and struct.unpack_from(endian + "i", header, 0)[0] == 348:
             dim = struct.unpack_from(endian + "8h", header, 40)
-            bitpix = struct.unpack_from(endian + "h", header, 72)[0]
+            datatype, bitpix = struct.unpack_from(endian + "2h", header, 70)
             offset = max(int(struct.unpack_from(endian + "f", header, 108)[0]), 352)
             break
         if len(header) >= 540 and struct.unpack_from(endian + "i", header, 0)[0] == 540:
             dim = struct.unpack_from(endian + "8q", header, 16)
-            bitpix = struct.unpack_from(endian + "h", header, 14)[0]
+            datatype, bitpix = struct.unpack_from(endian + "2h", header, 12)
             offset = max(struct.unpack_from(endian + "q", header, 168)[0], 544)
             break
     else:
@@ -170,7 +214,28 @@ def _nifti_byte_count(header: bytes) -> "int | None":
     voxels = 1
     for n in dim[1 : 1 + max(0, min(int(dim[0]), 7))]:
         voxels *= max(int(n), 1)
-    return offset + voxels * bitpix // 8
+    return endian, bitpix, offset, voxels, datatype
+
+
+def _nifti_nonfinite(path: Path) -> int:
+    """NaN/Inf voxels in a NIfTI file's raw float payload (ITK reads them as 0), read in chunks."""
+    compressed = image_extension(path) == ".nii.gz"
+    with (gzip.open if compressed else open)(path, "rb") as f:
+        layout = _nifti_layout(f.read(540))
+        if layout is None or layout[4] not in _NIFTI_FLOATS:
+            return 0
+        endian, _, offset, voxels, datatype = layout
+        dtype = np.dtype(endian + _NIFTI_FLOATS[datatype])
+        f.seek(offset)
+        count, left = 0, voxels
+        while left > 0:
+            chunk = f.read(min(left, 1 << 20) * dtype.itemsize)
+            if len(chunk) < dtype.itemsize:
+                break
+            values = np.frombuffer(chunk[: len(chunk) - len(chunk) % dtype.itemsize], dtype)
+            count += int(np.count_nonzero(~np.isfinite(values)))
+            left -= len(values)
+    return count
 
 
 def _gzip_length(path: Path) -> int:
@@ -250,7 +315,35 @@ def _looks_like_dicom(path: Path) -> bool:
         return False
 
 
+def _check_size(size: "tuple[int, ...]", path: Path) -> None:
+    voxels = int(np.prod([max(int(n), 1) for n in size], dtype=np.int64)) if size else 0
+    if max(size, default=0) > MAX_SIDE or voxels > MAX_VOXELS:
+        raise InputError(
+            f"image of {'x'.join(map(str, size))} voxels is larger than ScarEnhance reads (at most {MAX_SIDE} "
+            f"voxels along an axis and {MAX_VOXELS} in all; LGE short-axis slices are about 512 x 512 or less)",
+            path,
+        )
+
+
+def _check_finite(image: sitk.Image, path: Path) -> None:
+    """NaN/Inf voxels are an error; for NIfTI the raw payload is checked too, since ITK zeroes them."""
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return
+    bad = int(np.count_nonzero(~np.isfinite(sitk.GetArrayViewFromImage(image))))
+    if not bad and image_extension(path) in (".nii", ".nii.gz"):
+        try:
+            bad = _nifti_nonfinite(path)
+        except (EOFError, OSError) as e:
+            raise InputError(f"corrupt or truncated NIfTI file: {e}", path) from e
+    if bad:
+        raise InputError(f"the image has {bad} NaN or infinite voxels; fix or mask them first "
+                         "(ScarEnhance does not guess values)", path)
+
+
 def _as_scalar_3d(image: sitk.Image, path: Path) -> sitk.Image:
+    if image.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise InputError("complex-valued image (raw k-space or phase data?): ScarEnhance needs magnitude "
+                         "LGE, one real value per voxel", path)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
             f"vector image with {image.GetNumberOfComponentsPerPixel()} components per pixel "

@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.models import ModelPair
     from ..evaluation.report import EvalSettings, evaluate_dataset
-    from ..progress import cli_progress
+    from ..progress import cli_progress, echo
 
     settings = EvalSettings(
         lam=args.lam, k=args.k, steps=args.steps, seed=args.seed, single_sample=not args.no_single_sample,
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: the paper's {args.lam}-step chain × k = {args.k} runs on the CPU here, which takes minutes per "
               "slice; --steps 20 is the fast mode", flush=True)
     report = evaluate_dataset(args.data, models, args.report, settings, overwrite=args.overwrite,
-                              progress=cli_progress, log=lambda line: print(line, flush=True))
+                              progress=cli_progress, log=echo)
     print(summary_lines(report, args.report), flush=True)
     return 0
 

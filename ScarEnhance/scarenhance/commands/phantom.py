@@ -15,7 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "mid_wall, rv_insertion (default: a realistic mix)")
     parser.add_argument("--ti-quality", choices=("good", "poor"), default=None,
                         help="force a well-timed or a mistimed inversion time (default: about 1 in 4 mistimed)")
-    parser.add_argument("--progress", action="store_true", help="print PROGRESS lines on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +30,6 @@ def run(args: argparse.Namespace) -> int:
         overrides["scar_pattern"] = args.scar_pattern
     if args.ti_quality is not None:
         overrides["ti_quality"] = args.ti_quality
-    folders = write_cases(args.out, args.cases, args.seed, progress=cli_progress if args.progress else None, **overrides)
+    folders = write_cases(args.out, args.cases, args.seed, progress=cli_progress, **overrides)
     print(f"wrote {len(folders)} cases in the EMIDEC layout under {args.out} ({folders[0].name} … {folders[-1].name})")
     return 0

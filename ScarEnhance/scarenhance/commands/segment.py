@@ -29,23 +29,26 @@ def run(args) -> int:
     import SimpleITK as sitk
 
     from ..errors import InputError
-    from ..io import read_image, write_image
-    from ..progress import cli_progress
-    from ..device import resolve_device
-    from ..segmentation import load_segmentation_model, segment
+    from ..image_checks import check_lge
+    from ..io import check_output, read_image, write_image
+    from ..progress import cli_progress, echo
 
     outputs = [Path(p) for p in (args.output, args.labels_output, args.report) if p]
     for path in outputs:  # refuse before the work, not after
-        if path.exists() and not args.overwrite:
-            raise InputError("already exists; pass --overwrite to replace it", path)
+        check_output(path, overwrite=args.overwrite, image=str(path) != str(args.report))
         if path.resolve() == Path(args.input).resolve():
             raise InputError("the output must not be the input", path)
     if len({p.resolve() for p in outputs}) != len(outputs):
         raise InputError("the output paths must differ from each other", args.output)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be ≥ 1, got {args.batch_size}")
-    device = resolve_device(args.device)
     image = read_image(args.input)
+    check_lge(image, args.input)
+
+    from ..device import resolve_device  # torch only once the input has passed: bad input fails fast
+    from ..segmentation import load_segmentation_model, segment
+
+    device = resolve_device(args.device)
     model = load_segmentation_model(args.model, device)
     if args.labels_output and not model.has_classes:
         raise InputError("this heart model has no blood pool / myocardium classes (a single-output model): "
@@ -69,9 +72,9 @@ def run(args) -> int:
     ml = voxels * float(np.prod(image.GetSpacing())) / 1000.0
     seconds = time.perf_counter() - tic
     if report.plausible:
-        print(f"segmented {args.input} in {seconds:.1f} s: {voxels} voxels ({ml:.1f} ml) → {args.output}", flush=True)
+        echo(f"segmented {args.input} in {seconds:.1f} s: {voxels} voxels ({ml:.1f} ml) → {args.output}")
     else:
-        print(f"segmented {args.input} in {seconds:.1f} s, but the result looks implausible → {args.output}", flush=True)
+        echo(f"segmented {args.input} in {seconds:.1f} s, but the result looks implausible → {args.output}")
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr, flush=True)
         print("check the ROI before enhancing, and correct it by hand if needed", file=sys.stderr, flush=True)

@@ -32,7 +32,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..pipeline import PipelineOptions, parse_overrides, resolved_settings, run_pipeline
-    from ..progress import cli_progress
+    from ..progress import cli_progress, echo
 
     options = PipelineOptions(
         data=Path(args.data), out=Path(args.out), preset=args.preset, resume=args.resume, layout=args.layout,
@@ -43,7 +43,7 @@ def run(args) -> int:
     if args.show_settings:
         print(json.dumps(resolved_settings(options), indent=2))
         return 0
-    state = run_pipeline(options, progress=cli_progress, log=lambda line: print(line, flush=True))
+    state = run_pipeline(options, progress=cli_progress, log=echo)
     steps = state["steps"]
     if steps["evaluation"]["status"] == "done":
         print(f"report: {steps['evaluation']['outputs']['report']}")

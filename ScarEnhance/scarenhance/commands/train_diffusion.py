@@ -9,7 +9,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..diffusion.network import PRESETS
+    from ..diffusion.presets import PRESETS
 
     p.add_argument("--data", required=True, help="dataset folder (EMIDEC, MyoPS or generic layout)")
     p.add_argument("--out", required=True, help="model folder to write (checkpoints in OUT/training)")

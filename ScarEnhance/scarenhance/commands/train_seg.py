@@ -32,14 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap the batches per epoch (quick runs)")
     p.add_argument("--validate-every", type=int, default=None, help="epochs between validations (default: the preset's; the last epoch always)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT/training after an interruption")
-    p.add_argument("--progress", action="store_true", help="print PROGRESS lines on stderr")
 
 
 def run(args) -> int:
     import torch
 
     from ..errors import InputError
-    from ..progress import cli_progress, no_progress
+    from ..progress import cli_progress
     from ..segmentation.train import train_segmentation
 
     channels = None
@@ -55,7 +54,7 @@ def run(args) -> int:
         init_from=args.init_from, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
         channels=channels, spacing_mm=args.spacing_mm, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
         resume=args.resume, workers=args.workers, layout=args.layout, steps_per_epoch=args.steps_per_epoch,
-        validate_every=args.validate_every, command=args.command_line, progress=cli_progress if args.progress else no_progress,
+        validate_every=args.validate_every, command=args.command_line, progress=cli_progress,
     )
     if summary["val_dice"] is not None:
         print(f"validation Dice {summary['val_dice']:.4f} (epoch {summary['best_epoch']}) → {summary['model']}", flush=True)

@@ -8,6 +8,14 @@ mean of k samples.
     train.py     training (on scarenhance.training)
 """
 
-from .enhance import enhance_scar, load_diffusion_model
-
 __all__ = ["enhance_scar", "load_diffusion_model"]
+
+
+def __getattr__(name: str):
+    """enhance_scar / load_diffusion_model on first use: `diffusion.inputs` and `diffusion.schedule.T` stay
+    importable without torch (the command line checks its inputs before loading torch)."""
+    if name in __all__:
+        from . import enhance
+
+        return getattr(enhance, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

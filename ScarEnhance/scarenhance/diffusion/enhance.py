@@ -64,9 +64,10 @@ def enhance_scar(
     after the first noise). seed: same seed → same output on the CPU; None draws one (reported through
     `progress`). cancel: a threading.Event checked at every reverse step (raises Cancelled).
 
-    Returns (mean, std): float32 volumes (float64 for a float64 input) in the image's exact geometry and
-    intensity scale. mean equals the input bit for bit outside the ROI; std is the per-voxel standard
-    deviation over the k samples (population SD, 0 outside the ROI and when k = 1).
+    Returns (mean, std) in the image's exact geometry and intensity scale, of the pixel type
+    `output_dtype` picks so that mean equals the input bit for bit outside the ROI (float32 for the usual
+    16-bit LGE); std is the per-voxel standard deviation over the k samples (population SD, 0 outside
+    the ROI and when k = 1), float32 or float64.
     """
     progress = progress or no_progress
     net = model if isinstance(model, torch.nn.Module) else load_diffusion_model(model)
@@ -97,16 +98,33 @@ def enhance_scar(
     mean255 = (samples.mean(axis=0).astype(np.float64) + 1.0) * 127.5
     std255 = samples.std(axis=0).astype(np.float64) * 127.5
 
-    out_dtype = np.float64 if original.dtype == np.float64 else np.float32
+    out_dtype = output_dtype(original)
     mean_full = paste_crops(stack.slices.astype(np.float64), mean255, plan, mask=roi_slices)
     enhanced = sitk.GetArrayFromImage(slices_to_volume(stack, mean_full, dtype=out_dtype))
-    result = original.astype(out_dtype)  # exact copy of the input outside the ROI
+    result = original.astype(out_dtype)  # exact copy of the input outside the ROI: out_dtype holds every value
     result[inside] = enhanced[inside]
     std_full = paste_crops(np.zeros(stack.slices.shape), std255, plan, mask=roi_slices)
-    spread = sitk.GetArrayFromImage(scale_to_volume(stack, std_full)).astype(out_dtype)
+    spread = sitk.GetArrayFromImage(scale_to_volume(stack, std_full)).astype(np.float32 if out_dtype == np.float32 else np.float64)
     spread[~inside] = 0
     progress(1.0, "enhancement done")
     return _like(result, image), _like(spread, image)
+
+
+def output_dtype(values: np.ndarray) -> np.dtype:
+    """The enhanced volume's pixel type: the smallest that holds every input value exactly.
+
+    float32 for float32 input and integers within ±2**24 (8- and 16-bit LGE, most int32); float64 for
+    float64 input and integers within ±2**53 (int32/uint32 above 2**24); beyond that (int64/uint64) the
+    input's own integer type, with the enhanced voxels rounded to it.
+    """
+    if np.issubdtype(values.dtype, np.floating):
+        return np.dtype(np.float32) if values.dtype.itemsize <= 4 else np.dtype(np.float64)
+    lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    if -(1 << 24) <= lo and hi <= 1 << 24:
+        return np.dtype(np.float32)
+    if -(1 << 53) <= lo and hi <= 1 << 53:
+        return np.dtype(np.float64)
+    return values.dtype
 
 
 def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:

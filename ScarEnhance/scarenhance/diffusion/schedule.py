@@ -8,8 +8,10 @@ index λ−1 and runs the reverse chain over indices λ−1, …, 0 (λ network 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # T and the checks of λ need no torch (fast command-line errors); the tables do
+    import torch
 
 T = 1000
 BETA_START = 1e-4
