@@ -156,6 +156,11 @@ def _exactly(value) -> Check:
     return lambda v: None if v == value and type(v) is type(value) else f"must be {value!r} (what the engine feeds and reads)"
 
 
+def _one_of(*values) -> Check:
+    return lambda v: None if any(v == x and type(v) is type(x) for x in values) else (
+        f"must be one of {', '.join(map(repr, values))} (what the engine reads)")
+
+
 _width = _integer(1, 4096)
 _widths = _list_of(_width, 2, 8, "integers from 1 to 4096")
 _kernel = _either(_integer(1, 7), _list_of(_integer(1, 7), 2, 2, "integers from 1 to 7"), what="an integer from 1 to 7 or a pair")
@@ -164,7 +169,7 @@ _kernel = _either(_integer(1, 7), _list_of(_integer(1, 7), 2, 2, "integers from 
 UNET = {
     "spatial_dims": _exactly(2),
     "in_channels": _exactly(1),
-    "out_channels": _exactly(1),
+    "out_channels": _one_of(1, 3),  # 1: round-1 heart ROI (sigmoid); 3: background, LV blood pool, LV myocardium
     "channels": _widths,
     "strides": _list_of(_integer(1, 4), 1, 7, "integers from 1 to 4"),
     "kernel_size": _kernel,
