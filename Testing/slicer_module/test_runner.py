@@ -143,3 +143,27 @@ def test_job_failure_reports_the_engine_error_and_imports_nothing(tmp_path, fake
     with pytest.raises(RuntimeError, match="image is 2D"):
         job.wait()
     assert job.status is RunStatus.FAILED and job.state is PanelState.FAILED and imported == []
+
+
+def test_the_child_writes_utf8_even_where_the_console_is_cp1252():
+    """Windows gives a piped child its ANSI code page (cp1252): without the runner's UTF-8 settings a
+    "λ" in a log line raises UnicodeEncodeError. PYTHONIOENCODING=cp1252 reproduces that here."""
+    child = "import sys; print('λ = 250, σ²'); print(sys.stdout.encoding)"
+    cp1252 = {**os.environ, "PYTHONIOENCODING": "cp1252", "PYTHONUTF8": "0"}
+    plain = ProcessRunner([sys.executable, "-c", child], env=cp1252).start()
+    assert plain.wait(timeoutS=30) is RunStatus.FAILED  # the defect, reproduced
+    assert any("UnicodeEncodeError" in line for line in plain.logLines)
+
+    from ScarEnhanceLib.ProcessRunner import engineEnvironment
+
+    fixed = ProcessRunner([sys.executable, "-c", child], env=engineEnvironment(cp1252)).start()
+    logs = []
+    assert fixed.wait(timeoutS=30, onLog=logs.append) is RunStatus.SUCCEEDED
+    assert logs == ["λ = 250, σ²", "utf-8"]
+
+
+def test_the_child_is_asked_for_progress_lines():
+    from ScarEnhanceLib.ProcessRunner import engineEnvironment
+
+    env = engineEnvironment({"PATH": "/bin"})
+    assert env["SCARENHANCE_PROGRESS"] == "lines" and env["PYTHONUTF8"] == "1" and env["PYTHONIOENCODING"] == "utf-8"
