@@ -116,7 +116,8 @@ def test_job_imports_on_success_and_removes_its_files(tmp_path, fake_python, eng
 
     sitk.WriteImage(sitk.GetImageFromArray(np.ones((2, 4, 4), np.int16)), str(tmp_path / "in.nrrd"))
     states = []
-    job = _job(tmp_path, fake_python, ["segment", "--input", tmp_path / "in.nrrd", "--output", tmp_path / "m.nrrd", "--device", "auto"])
+    job = _job(tmp_path, fake_python, ["segment", "--input", tmp_path / "in.nrrd", "--output", tmp_path / "m.nrrd", "--labels-output", tmp_path / "l.nrrd",
+                                        "--report", tmp_path / "r.json", "--device", "auto"])
     job.onStateChanged = states.append
     assert job.wait() == "imported"
     assert states == [PanelState.RUNNING, PanelState.IMPORTING, PanelState.IDLE]
@@ -130,7 +131,8 @@ def test_job_falls_back_to_the_cpu_when_the_gpu_runs_out_of_memory(tmp_path, fak
 
     engine_mode("oom")
     sitk.WriteImage(sitk.GetImageFromArray(np.ones((2, 4, 4), np.int16)), str(tmp_path / "in.nrrd"))
-    job = _job(tmp_path, fake_python, ["segment", "--input", tmp_path / "in.nrrd", "--output", tmp_path / "m.nrrd", "--device", "auto"])
+    job = _job(tmp_path, fake_python, ["segment", "--input", tmp_path / "in.nrrd", "--output", tmp_path / "m.nrrd", "--labels-output", tmp_path / "l.nrrd",
+                                        "--report", tmp_path / "r.json", "--device", "auto"])
     assert job.wait() == "imported"
     assert job.runner.argv[-1] == "cpu"
     assert "ran out of memory" in job.deviceMessage
