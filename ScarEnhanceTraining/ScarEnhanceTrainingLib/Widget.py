@@ -12,6 +12,8 @@ import ctk
 import qt
 import slicer
 
+from ScarEnhanceLib.ErrorDisplay import guarded
+
 from .TrainingLogic import PRESETS, RunStatus, TrainingLogic, TrainingParameters, describeState
 
 try:
@@ -101,15 +103,30 @@ class TrainingPanel:
         if problems:
             slicer.util.errorDisplay("\n".join(problems), windowTitle=_("Scar Enhance Training"))
             return
+        if not self._ensureDependencies():  # torch and MONAI, with the user's consent (as Scar Enhance does)
+            return
         qt.QSettings().setValue(SETTINGS_PREFIX + "preset", params.preset)
         for edit in (self.dataPath, self.outputPath, self.evalPath):
             edit.addCurrentPathToHistory()
         self.params = params
         self.logView.clear()
-        self.logic.start(params)
+        ok, _runner = guarded(lambda: self.logic.start(params), _("The training could not be started."), slicer.util.errorDisplay)
+        if not ok:
+            return
         self._setRunning(True)
         self.statusLabel.text = _("Starting…")
         self.timer.start()
+
+    def _ensureDependencies(self) -> bool:
+        from ScarEnhanceLib.InstallLogic import InstallLogic
+
+        def log(text):
+            self.statusLabel.text = text
+
+        installer = InstallLogic(confirm=lambda text: slicer.util.confirmOkCancelDisplay(
+            text, windowTitle=_("ScarEnhance: install Python packages")), log=log)
+        ok, ready = guarded(installer.ensureDependencies, _("Installing ScarEnhance's Python packages failed."), slicer.util.errorDisplay)
+        return ok and ready
 
     def onCancel(self):
         self.statusLabel.text = _("Cancelling…")

@@ -277,3 +277,32 @@ def test_older_slicer_installs_through_pip_install_with_the_constraints(tmp_path
     ((args, constraints),) = calls
     assert args[:2] == ["scarenhance-missing-test-package>=1.0", "-c"]
     assert f"numpy=={install.installedVersion('numpy')}" in constraints.split()
+
+
+def test_a_scripted_download_sample_finds_the_phantom(tmp_path, monkeypatch):
+    """SampleData.downloadSample(name) skips the custom downloader and runs urlretrieve on the
+    registered file:// URI: registration writes the case first, so that URI is a file."""
+    import urllib.parse
+    import urllib.request
+
+    import slicer
+
+    from ScarEnhanceLib import SampleData as sample
+
+    registered = []
+    fake = types.ModuleType("SampleData")
+    fake.SampleDataLogic = types.SimpleNamespace(registerCustomSampleDataSource=lambda **kwargs: registered.append(kwargs))
+    monkeypatch.setitem(sys.modules, "SampleData", fake)
+    cache = tmp_path / "cache"
+    cache_manager = types.SimpleNamespace(GetRemoteCacheDirectory=lambda: str(cache))
+    monkeypatch.setattr(slicer, "mrmlScene", types.SimpleNamespace(GetCacheManager=lambda: cache_manager), raising=False)
+
+    sample.registerSampleData()
+    (source,) = registered
+    path = Path(urllib.request.url2pathname(urllib.parse.urlparse(source["uris"]).path))
+    assert path == cache / sample.FILE_NAME and path.stat().st_size > 0
+    urllib.request.urlretrieve(source["uris"], tmp_path / "fetched.nrrd")  # what SampleData.downloadFile does
+    assert (tmp_path / "fetched.nrrd").read_bytes() == path.read_bytes()
+    mtime = path.stat().st_mtime_ns
+    sample.registerSampleData()  # the next start: the cached case is reused, not rewritten
+    assert path.stat().st_mtime_ns == mtime

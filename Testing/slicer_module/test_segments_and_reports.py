@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 import slicer
 import vtk
 
