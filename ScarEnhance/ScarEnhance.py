@@ -12,7 +12,7 @@ import slicer
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
                                            ScriptedLoadableModuleWidget)
 
-from ScarEnhanceLib.Compatibility import SUPPORTED_SLICER, runningVersionProblem
+from ScarEnhanceLib.Compatibility import SUPPORTED_SLICER, runningVersionProblem, showVersionProblem
 
 try:
     from slicer.i18n import tr as _
@@ -58,14 +58,7 @@ class ScarEnhanceWidget(ScriptedLoadableModuleWidget):
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         self.panel = None
-        problem = runningVersionProblem()
-        if problem:  # one clear message instead of a failure in the middle of a run
-            import qt
-
-            label = qt.QLabel(problem)
-            label.wordWrap = True
-            self.layout.addWidget(label)
-            self.layout.addStretch(1)
+        if showVersionProblem(self.layout):  # one clear message instead of a failure in the middle of a run
             return
         from ScarEnhanceLib.Widget import ScarEnhancePanel
 

@@ -30,7 +30,7 @@ except ImportError:  # plain Python (no Slicer application): only main(), the he
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # --python-script does not add it
 from ScarEnhanceTrainingLib.Headless import main  # noqa: E402,F401  (the --python-script entry)
 from ScarEnhanceTrainingLib.TrainingLogic import STEPS, TrainingLogic, TrainingParameters  # noqa: E402
-from ScarEnhanceLib.Compatibility import SUPPORTED_SLICER, runningVersionProblem  # noqa: E402  (found by TrainingLogic)
+from ScarEnhanceLib.Compatibility import SUPPORTED_SLICER, runningVersionProblem, showVersionProblem  # noqa: E402  (found by TrainingLogic)
 
 try:
     from slicer.i18n import tr as _
@@ -71,14 +71,7 @@ class ScarEnhanceTrainingWidget(ScriptedLoadableModuleWidget):
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         self.panel = None
-        problem = runningVersionProblem()
-        if problem:  # one clear message instead of a failure in the middle of a run
-            import qt
-
-            label = qt.QLabel(problem)
-            label.wordWrap = True
-            self.layout.addWidget(label)
-            self.layout.addStretch(1)
+        if showVersionProblem(self.layout):  # one clear message instead of a failure in the middle of a run
             return
         from ScarEnhanceTrainingLib.Widget import TrainingPanel
 

@@ -31,3 +31,18 @@ def runningVersionProblem() -> Optional[str]:
     import slicer
 
     return versionProblem((slicer.app.majorVersion, slicer.app.minorVersion), sys.version_info)
+
+
+def showVersionProblem(layout) -> bool:
+    """On an unsupported Slicer, put the message in a module panel's layout (in place of the panel)
+    and return True; else False. Both modules' widgets call this first in setup()."""
+    problem = runningVersionProblem()
+    if problem is None:
+        return False
+    import qt
+
+    label = qt.QLabel(problem)
+    label.wordWrap = True
+    layout.addWidget(label)
+    layout.addStretch(1)
+    return True

@@ -68,8 +68,8 @@ def used_names(files: list[Path] | None = None) -> dict[str, set[str]]:
 
 def in_slicer_core(name: str) -> bool:
     """True when slicer-core (Slicer's MRML, logics and util without the application) defines `name`."""
-    if name.startswith(NOT_IN_CORE) or name.split(".")[0] != "slicer":
-        return False
+    if name.startswith(NOT_IN_CORE) or name.split(".")[0] != "slicer" or name == "slicer.mrmlScene":
+        return False  # (slicer.mrmlScene exists only once a test or the application has set it)
     if name.startswith("slicer.mrmlScene."):
         name = "slicer.vtkMRMLScene." + name[len("slicer.mrmlScene."):]
     parts = name.split(".")
