@@ -12,9 +12,9 @@ import ctk
 import qt
 import slicer
 
-from ScarEnhanceLib.ErrorDisplay import guarded
+from .TrainingLogic import PRESETS, RunStatus, TrainingLogic, TrainingParameters, describeState  # (puts ScarEnhanceLib on the path)
 
-from .TrainingLogic import PRESETS, RunStatus, TrainingLogic, TrainingParameters, describeState
+from ScarEnhanceLib.ErrorDisplay import guarded  # noqa: E402  isort: skip
 
 try:
     from slicer.i18n import tr as _
@@ -29,6 +29,7 @@ class TrainingPanel:
     def __init__(self, logic: TrainingLogic):
         self.logic = logic
         self.params: TrainingParameters | None = None
+        self.installer = None  # ScarEnhanceLib.InstallLogic, made at the first Start
         self.widget = qt.QWidget()
         form = qt.QFormLayout(self.widget)
 
@@ -118,14 +119,15 @@ class TrainingPanel:
         self.timer.start()
 
     def _ensureDependencies(self) -> bool:
-        from ScarEnhanceLib.InstallLogic import InstallLogic
+        if self.installer is None:  # one installer per panel: it remembers that a restart is pending
+            from ScarEnhanceLib.InstallLogic import InstallLogic
 
-        def log(text):
-            self.statusLabel.text = text
+            def log(text):
+                self.statusLabel.text = text
 
-        installer = InstallLogic(confirm=lambda text: slicer.util.confirmOkCancelDisplay(
-            text, windowTitle=_("ScarEnhance: install Python packages")), log=log)
-        ok, ready = guarded(installer.ensureDependencies, _("Installing ScarEnhance's Python packages failed."), slicer.util.errorDisplay)
+            self.installer = InstallLogic(confirm=lambda text: slicer.util.confirmOkCancelDisplay(
+                text, windowTitle=_("ScarEnhance: install Python packages")), log=log)
+        ok, ready = guarded(self.installer.ensureDependencies, _("Installing ScarEnhance's Python packages failed."), slicer.util.errorDisplay)
         return ok and ready
 
     def onCancel(self):
