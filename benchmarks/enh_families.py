@@ -15,7 +15,6 @@ scale. Tissue means and changes are means over slices.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ScarEnhance"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from repo_paths import repo_relative  # noqa: E402
+from repo_paths import repo_relative, write_result  # noqa: E402
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
 from scarenhance.diffusion.safety import assess_enhancement  # noqa: E402
@@ -144,10 +143,7 @@ def main(argv=None) -> int:
            "seed": args.seed, "cases_per_family": args.cases, "lam": args.lam, "k": args.k, "steps": args.steps,
            "roi": "ground truth", "threads": torch.get_num_threads(), "platform": platform.platform(),
            "worst_family": worst["family"], "families": results}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_result(args.json, out)
     return 0
 
 
