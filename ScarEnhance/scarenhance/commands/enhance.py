@@ -24,14 +24,14 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from ..diffusion.inputs import check_parameters, roi_on_image_grid
+    from ..diffusion.inputs import check_image, check_parameters, roi_on_image_grid
     from ..diffusion.schedule import T
     from ..errors import InputError
     from ..image_checks import check_lge, check_roi
     from ..io import check_output, read_image, write_image
     from ..progress import cli_progress
 
-    # Everything that can be refused is refused here, before torch is imported and before minutes of work.
+    # Everything that can be refused is refused before torch is imported and before minutes of work.
     check_parameters(args.lam, args.k, args.steps, args.seed, T)
     outputs = [Path(args.output)] + ([Path(args.std_output)] if args.std_output else [])
     for path in outputs:
@@ -39,16 +39,16 @@ def run(args) -> int:
     resolved = [p.resolve() for p in outputs]
     if len(set(resolved)) != len(resolved) or any(p in resolved for p in (Path(args.input).resolve(), Path(args.roi).resolve())):
         raise InputError("output paths must differ from each other and from the inputs", args.output)
-    image = read_image(args.input)
-    check_lge(image, args.input)
-    roi = read_image(args.roi)
-    check_roi(roi, args.roi)
-    try:
-        roi_on_image_grid(roi, image)
-    except InputError as e:  # name the file the problem is in
-        raise InputError(e.problem, args.roi) from None
 
-    from ..diffusion import enhance_scar, load_diffusion_model
+    image = read_image(args.input)
+    roi = read_image(args.roi)
+    for check, path in ((lambda: check_image(image), args.input), (lambda: check_lge(image), args.input),
+                        (lambda: check_roi(roi), args.roi), (lambda: roi_on_image_grid(roi, image), args.roi)):
+        try:
+            check()
+        except InputError as e:  # name the file the problem is in
+            raise InputError(e.problem, path) from None
+    from ..diffusion import enhance_scar, load_diffusion_model  # torch and MONAI: only for inputs that passed
 
     model = load_diffusion_model(args.model)
     tic = time.perf_counter()
@@ -57,6 +57,6 @@ def run(args) -> int:
     write_image(mean, args.output, overwrite=args.overwrite)
     if args.std_output:
         write_image(std, args.std_output, overwrite=args.overwrite)
-    print(f"enhanced {args.input} in {time.perf_counter() - tic:.1f} s → {args.output} ({mean.GetPixelIDTypeAsString()})"
+    print(f"enhanced {args.input} in {time.perf_counter() - tic:.1f} s → {args.output}"
           + (f" (SD over k: {args.std_output})" if args.std_output else ""), flush=True)
     return 0

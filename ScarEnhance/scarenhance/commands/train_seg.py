@@ -29,6 +29,10 @@ def run(args) -> int:
     import shlex
     import sys
 
+    from ..datasets import list_cases
+
+    if args.data:  # a missing or empty data set fails fast, before torch and MONAI load
+        list_cases(args.data, args.layout)
     import torch
 
     from ..errors import InputError
