@@ -159,7 +159,12 @@ def test_item_generators_are_independent_streams():
     assert torch.equal(a, torch.randn(4, generator=item_generator(7, 0, 3)))
     assert not torch.equal(a, torch.randn(4, generator=item_generator(7, 1, 3)))
     assert not torch.equal(a, torch.randn(4, generator=item_generator(7, 0, 4)))
-    assert torch.equal(torch.randn(4, generator=item_generator(7, 1, 3)), torch.randn(4, generator=item_generator(8, 0, 3)))
+    # no overlap between seeds: (seed 7, repeat 1) is not (seed 8, repeat 0), nor (7, 0) of slice 1 (3, 1)
+    assert not torch.equal(torch.randn(4, generator=item_generator(7, 1, 3)), torch.randn(4, generator=item_generator(8, 0, 3)))
+    assert not torch.equal(torch.randn(4, generator=item_generator(1, 0, 3)), torch.randn(4, generator=item_generator(0, 1, 3)))
+    state = np.random.SeedSequence([7, 1, 3]).generate_state(2, dtype=np.uint32)  # the documented recipe
+    expected = torch.randn(4, generator=torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1])))
+    assert torch.equal(torch.randn(4, generator=item_generator(7, 1, 3)), expected)
 
 
 # ---- crops --------------------------------------------------------------------------------------
@@ -203,12 +208,16 @@ def test_sampler_is_deterministic_and_keeps_the_outside(tiny_net, schedule):
 
 
 @pytest.mark.parametrize("steps", [None, 4])
-def test_k_mean_equals_mean_of_single_runs_with_the_same_seeds(tiny_net, schedule, steps):
+def test_repeat_r_of_seed_s_is_repeat_r_of_every_longer_run_with_seed_s(tiny_net, schedule, steps):
     x0, mask = _crops()
-    k, seed = 3, 11
-    together = sample(tiny_net, x0, mask, schedule, lam=10, k=k, steps=steps, seed=seed)
-    singles = [sample(tiny_net, x0, mask, schedule, lam=10, k=1, steps=steps, seed=seed + r)[0] for r in range(k)]
-    assert np.allclose(together.mean(0), np.mean(singles, axis=0), atol=1e-5)
+    seed = 11
+    three = sample(tiny_net, x0, mask, schedule, lam=10, k=3, steps=steps, seed=seed)
+    two = sample(tiny_net, x0, mask, schedule, lam=10, k=2, steps=steps, seed=seed)
+    one = sample(tiny_net, x0, mask, schedule, lam=10, k=1, steps=steps, seed=seed)
+    assert np.allclose(three[:2], two, atol=1e-5) and np.allclose(three[:1], one, atol=1e-5)
+    # and the streams of seeds S and S + 1 do not overlap: repeat 1 of seed S is not the k = 1 run of S + 1
+    next_seed = sample(tiny_net, x0, mask, schedule, lam=10, k=1, steps=steps, seed=seed + 1)
+    assert not np.allclose(three[1], next_seed[0], atol=1e-3)
 
 
 def test_result_does_not_depend_on_batch_size(tiny_net, schedule):

@@ -118,7 +118,9 @@ def test_ema_follows_the_network_and_is_what_gets_shipped():
             p.add_(1.0)
     model.update_ema()
     moved = [(a - b).abs().mean().item() for a, b in zip(model.averaged.parameters(), before)]
-    assert all(0.0 < m < 1.0 for m in moved)  # partway towards the new weights
+    # the second update runs at the warm-up decay d = min(0.5, (1 + 1) / (10 + 1)) = 2/11: each weight
+    # moves 1 − d = 9/11 of the way to the network's (+1 here)
+    assert moved == pytest.approx([9 / 11] * len(moved), rel=1e-6)
     assert not any(p.requires_grad for p in model.ema.parameters())
     shipped = ConditionalDenoiser(**TINY)
     shipped.load_state_dict(ema_weights(model.state_dict()))
@@ -143,8 +145,11 @@ def test_a_few_training_steps_lower_the_masked_loss(pairs):
 def test_split_cases_is_seeded_and_keeps_both_sides():
     names = [f"C{i}" for i in range(10)]
     train, val = split_cases(names, 0.2, seed=1)
-    assert len(val) == 2 and sorted(train + val) == sorted(names) and split_cases(names, 0.2, seed=1) == (train, val)
-    assert split_cases(["a", "b"], 0.1, 0) == (["b"], ["a"]) or split_cases(["a", "b"], 0.1, 0)[1] in (["a"], ["b"])
+    # the documented recipe: the first round(0.2 · 10) names of the seeded permutation of the sorted names
+    order = [str(n) for n in np.random.default_rng(1).permutation(sorted(names))]
+    assert (train, val) == (sorted(order[2:]), sorted(order[:2])) == (["C0", "C1", "C2", "C3", "C5", "C6", "C7", "C9"], ["C4", "C8"])
+    assert split_cases(names, 0.2, seed=1) == (train, val) and split_cases(names, 0.2, seed=2) != (train, val)
+    assert split_cases(["a", "b"], 0.1, 0) == (["b"], ["a"])  # round(0.2) = 0, raised to one case each side
     assert split_cases(["a"], 0.5, 0) == (["a"], [])
 
 
@@ -161,6 +166,11 @@ def test_trainer_writes_a_loadable_model_resumes_and_refuses_to_overwrite(data_d
     meta = net.metadata["scarenhance"]
     assert meta["kind"] == "scar-diffusion" and meta["train_t_max"] == 300 and meta["training"]["command"].startswith("scarenhance")
     assert (out / "training" / "latest.pt").is_file()
+    from scarenhance.targets import write_dataset_targets
+
+    # the blood mean of every case, validation ones too: what `scarenhance targets` writes into targets.json
+    assert len(meta["training"]["val_cases"]) == 1 and meta["training"]["processes"] == 1
+    assert meta["training"]["blood_mean"] == write_dataset_targets(data_dir, tmp_path / "targets")["dataset_blood_mean"]
     with pytest.raises(InputError, match="exists here already"):
         train_diffusion(data_dir, out, config, device="cpu", log=logs.append)
     more = DiffusionTrainConfig(**{**config.__dict__, "epochs": 3, "lr": 2e-4})  # a lower final phase

@@ -75,12 +75,18 @@ def test_same_seed_same_volume_and_k1_has_zero_spread(net):
     assert not sitk.GetArrayFromImage(std).any()
 
 
-def test_k_mean_volume_equals_mean_of_single_runs(net):
+def test_repeat_0_is_the_k1_run_and_seeds_do_not_share_streams(net):
+    """With k = 2, mean ± std are the two repeats (population std); repeat 0 is the k = 1 run with the same
+    seed, and repeat 1 is not the k = 1 run with seed + 1 (streams from SeedSequence([seed, repeat, slice]))."""
     image, roi = _case(np.float64)
-    mean, _ = enhance_scar(image, roi, model=net, lam=5, k=3, seed=20, device="cpu")
-    singles = [sitk.GetArrayFromImage(enhance_scar(image, roi, model=net, lam=5, k=1, seed=20 + r, device="cpu")[0])
-               for r in range(3)]
-    assert np.allclose(sitk.GetArrayFromImage(mean), np.mean(singles, axis=0), rtol=1e-5, atol=1e-3)
+    inside = sitk.GetArrayFromImage(roi).astype(bool)
+    mean, std = (sitk.GetArrayFromImage(v) for v in enhance_scar(image, roi, model=net, lam=5, k=2, seed=20, device="cpu"))
+    first = sitk.GetArrayFromImage(enhance_scar(image, roi, model=net, lam=5, k=1, seed=20, device="cpu")[0])
+    second = 2 * mean - first  # the other repeat
+    assert np.allclose(np.abs(second - mean), std, rtol=1e-5, atol=1e-3)
+    assert (std[inside] > 0).mean() > 0.9 and not std[~inside].any()
+    next_seed = sitk.GetArrayFromImage(enhance_scar(image, roi, model=net, lam=5, k=1, seed=21, device="cpu")[0])
+    assert np.abs(second - next_seed)[inside].max() > 1.0
 
 
 def test_roi_on_another_grid_is_resampled_nearest_neighbour(net):
@@ -149,41 +155,33 @@ def test_a_segmentation_model_is_refused(tmp_path, net):
         load_diffusion_model(folder)
 
 
-def _enhance_command(argv):
-    """Run `scarenhance enhance` through its own parser (what cli.main dispatches to)."""
-    import argparse
-
-    from scarenhance.commands import enhance as command
-
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
-    return command.run(parser.parse_args(argv))
-
-
-def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_path, model_dir, capsys, monkeypatch):
-    monkeypatch.setenv("SCARENHANCE_PROGRESS", "lines")  # what the Slicer runner sets
+def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_path, model_dir, capsys):
     image, roi = _case()
     sitk.WriteImage(image, str(tmp_path / "lge.nii.gz"))
     sitk.WriteImage(roi, str(tmp_path / "roi.nii.gz"))
-    args = ["--input", str(tmp_path / "lge.nii.gz"), "--roi", str(tmp_path / "roi.nii.gz"),
+    from scarenhance.cli import main
+
+    args = ["enhance", "--input", str(tmp_path / "lge.nii.gz"), "--roi", str(tmp_path / "roi.nii.gz"),
             "--output", str(tmp_path / "out.nii.gz"), "--std-output", str(tmp_path / "sd.nrrd"),
             "--model", str(model_dir), "--lam", "4", "--k", "2", "--steps", "2", "--seed", "1", "--device", "cpu"]
-    assert _enhance_command(args) == 0
+    assert main(args + ["--progress", "lines"]) == 0  # the machine lines the Slicer runner asks for
     assert capsys.readouterr().err.count("PROGRESS") >= 2 * 2  # at least once per reverse step
     out = sitk.ReadImage(str(tmp_path / "out.nii.gz"))
     assert out.GetSize() == image.GetSize() and (tmp_path / "sd.nrrd").is_file()
     before = (tmp_path / "out.nii.gz").read_bytes()
-    with pytest.raises(InputError, match="already exists") as error:  # refused before any work
-        _enhance_command(args)
-    assert error.value.path.name == "out.nii.gz" and (tmp_path / "out.nii.gz").read_bytes() == before
+    assert main(args) == 2  # refused before any work, with the file named
+    err = capsys.readouterr().err
+    assert err.startswith("scarenhance enhance: error:") and "already exists" in err and "out.nii.gz" in err
+    assert (tmp_path / "out.nii.gz").read_bytes() == before
 
     far = sitk.Image(roi)
     far.SetOrigin((500.0, 500.0, 500.0))
     sitk.WriteImage(far, str(tmp_path / "far.nii.gz"))
     args[args.index("--roi") + 1] = str(tmp_path / "far.nii.gz")
-    with pytest.raises(InputError, match="does not overlap") as error:
-        _enhance_command(args + ["--overwrite"])
-    assert error.value.path.name == "far.nii.gz"  # the error names the ROI file
+    assert main(args + ["--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "does not overlap" in err and "far.nii.gz" in err  # the error names the ROI file
+    assert (tmp_path / "out.nii.gz").read_bytes() == before
 
 
 def test_the_shipped_default_model_loads_and_runs():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,26 @@ def test_ssim_psnr_dice_of_simple_cases():
     assert M.psnr(a, a + 1.0) == pytest.approx(20 * math.log10(255.0), abs=1e-6)  # MSE 1
     assert M.ssim(a, 255 - a) < 0
     assert M.dice(np.ones(4, bool), np.array([1, 1, 0, 0], bool)) == pytest.approx(2 * 2 / 6)
-    assert M.dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
+    assert M.dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0  # nothing to find, nothing found
+    assert M.dice(np.zeros(3, bool), np.ones(3, bool)) == 0.0 == M.dice(np.ones(3, bool), np.zeros(3, bool))
+    a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    a[:2], b[1:3] = True, True
+    assert M.dice(a, b) == pytest.approx(0.5) and M.dice(a.astype(np.uint8), b * 7) == pytest.approx(0.5)
+
+
+def test_one_dice_everywhere():
+    """The segmentation trainer's validation, the demo and the report all score with metrics.dice: no
+    other module defines a Dice of its own (they used to disagree on two empty masks)."""
+    import re
+
+    from scarenhance import demo
+    from scarenhance.segmentation import train
+
+    assert train.dice is M.dice and demo.dice is M.dice
+    root = Path(M.__file__).parents[1]
+    others = [p for p in root.rglob("*.py") if p != Path(M.__file__)
+              and re.search(r"def \w*dice\w*\(|2(\.0)? \* .*(&|logical_and).*sum\(\)", p.read_text(encoding="utf-8"))]
+    assert others == []
 
 
 def test_summary_and_wilcoxon():
@@ -99,7 +119,8 @@ def _fake_lpips_state(layout: str = "lpips") -> dict:
 
 def test_lpips_is_unavailable_without_a_weights_file(tmp_path):
     metric, status = load_lpips(None)
-    assert metric is None and status.startswith("unavailable")
+    assert metric is None and status.startswith("unavailable") and "--lpips-weights" in status
+    assert "lpips.LPIPS(net='alex').state_dict()" in status and ".py" not in status.replace("python -c", "")  # how, not where
     metric, status = load_lpips(tmp_path / "missing.pt")
     assert metric is None and "not found" in status and "missing.pt" in status
 
@@ -304,6 +325,15 @@ def test_report_runs_the_ablations_and_the_lambda_sweep(evaluated):
     assert len(main) >= cases
     assert sum(c["k"] == 1 for c in models.calls) == cases  # single-sample ablation
     assert sum(c["whole_image"] for c in models.calls) == cases  # whole-image-noise ablation
+    # every case draws its own noise, recorded in the report; the sweep reuses its case's seed
+    from scarenhance.evaluation.report import case_seed
+
+    seeds = {c["name"]: c["seed"] for c in report["cases"]}
+    assert seeds == {name: case_seed(5, name) for name in ("Case_001", "Case_002", "Case_003")}
+    assert len(set(seeds.values())) == cases and {c["seed"] for c in models.calls} == set(seeds.values())
+    word = zlib.crc32(b"Case_002")
+    assert seeds["Case_002"] == int(np.random.SeedSequence([5, word]).generate_state(1, dtype=np.uint32)[0] >> 1)
+    assert case_seed(6, "Case_001") not in seeds.values() and 0 <= min(seeds.values()) and max(seeds.values()) < 2**31
     t2 = report["summary"]["table2"]
     assert t2["local_single"]["cnr_scar_myo"]["n"] == t2["local_mean"]["cnr_scar_myo"]["n"] > 0
     assert t2["whole_image"]["ssim_pct"]["mean"] is not None

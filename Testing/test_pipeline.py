@@ -207,6 +207,11 @@ def test_interrupt_and_resume_the_real_pipeline(tmp_path, training_module):
     assert [h["epoch"] for h in history] == list(range(8))  # one history: epochs before the cut were kept
     steps = final.state["steps"]
     assert (steps["segmentation"]["runs"], steps["diffusion"]["runs"], steps["evaluation"]["runs"]) == (1, 2, 1)
+    # RUN/targets/ is what the diffusion model trained on: one dataset blood mean, computed once per definition
+    targets_mean = json.loads((run / "targets" / "targets.json").read_text())["dataset_blood_mean"]
+    diffusion_meta = json.loads((run / "models" / "run-scar-diffusion" / "configs" / "metadata.json").read_text())
+    assert diffusion_meta["scarenhance"]["training"]["blood_mean"] == targets_mean
+    assert state["resolved_settings"]["segmentation"]["epochs"] == 1 and state["resolved_settings"]["diffusion"]["t_max"] == 400
     report = json.loads((run / "report" / "report.json").read_text())
     assert report["summary"]["n_cases"] == len(steps["evaluation"]["outputs"]["cases"]) >= 1  # held-out cases only
     assert final.reportPath == run / "report" / "report.md"
@@ -243,3 +248,28 @@ def test_headless_module_entry(tmp_path, training_module, capsys):
     assert code == 0, out
     assert "100.0 %" in out and "succeeded" in out and "targets ✓" in out
     assert (tmp_path / "run" / "targets" / "targets.json").is_file()
+
+
+def test_show_settings_prints_every_resolved_value_and_the_readme_agrees(tmp_path, capsys):
+    """`train --show-settings` through the real CLI: the U-Net's epochs and every other resolved value; the
+    README's preset table states the same epochs, batch sizes and crops as the code."""
+    from scarenhance.cli import main
+
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--show-settings",
+                 "--set", "diffusion.epochs=7"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    seg, diffusion = shown["segmentation"], shown["diffusion"]
+    assert (seg["epochs"], seg["batch_size"], seg["lr"], seg["crop"], seg["validate_every"]) == (16, 16, 2e-3, 96, 2)
+    assert seg["network"]["channels"] == [16, 32, 64, 128, 256] and seg["spacing_mm"] == 1.75
+    assert diffusion["epochs"] == 7 and diffusion["ema_decay"] == 0.995 and diffusion["network"]["channels"] == [32, 64, 64]
+    assert shown["evaluation"]["steps"] == 20 and shown["evaluation"]["seed"] == 0
+    assert not (tmp_path / "run").exists()
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for preset in pipeline.PRESETS:
+        resolved = pipeline.resolved_settings(PipelineOptions(data=tmp_path, out=tmp_path / "run", preset=preset))
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{preset}` |") and "epochs" in line)
+        unet, diff = row.split("|")[2], row.split("|")[3]
+        s, d = resolved["segmentation"], resolved["diffusion"]
+        assert f"{s['epochs']} epochs, batch {s['batch_size']}" in unet, (preset, unet)
+        assert f"{d['epochs']} epochs, batch {d['batch_size']}, {d['crop_size']}² crops" in diff, (preset, diff)

@@ -17,7 +17,8 @@ from scarenhance.segmentation import load_segmentation_model, segment_heart
 from scarenhance.segmentation import network as N
 from scarenhance.segmentation import postprocess as P
 from scarenhance.segmentation.data import CaseSlices, split_cases
-from scarenhance.segmentation.train import dice_score, train_segmentation
+from scarenhance.evaluation.metrics import dice
+from scarenhance.segmentation.train import train_segmentation
 
 torch.set_num_threads(1)
 
@@ -75,15 +76,6 @@ def test_largest_component_and_holes_filled_per_slice():
     assert not P.clean_mask(np.zeros((2, 5, 5), bool), (8.0, 1.0, 1.0), 0).any()
 
 
-def test_dice_score():
-    a = np.zeros((4, 4), bool)
-    b = a.copy()
-    assert dice_score(a, b) == 1.0
-    a[:2] = True
-    b[1:3] = True
-    assert dice_score(a, b) == pytest.approx(0.5)
-
-
 # ---- data ---------------------------------------------------------------------------------------
 
 
@@ -103,7 +95,7 @@ def test_network_presets():
     assert sum(p.numel() for p in small.parameters()) < 1_000_000  # the shipped model stays a few MB
     paper = N.network_def("gpu-paper")
     assert paper["channels"] == [64, 128, 256, 512, 1024] and paper["strides"] == [2, 2, 2, 2]
-    assert small(torch.zeros(2, 1, 48, 64)).shape == (2, 1, 48, 64)
+    assert small(torch.zeros(2, 1, 48, 64)).shape == (2, 3, 48, 64)  # background, LV blood pool, LV myocardium
     with pytest.raises(InputError, match="unknown segmentation preset"):
         N.network_def("huge")
 
@@ -265,4 +257,95 @@ def test_shipped_demo_model_is_registered_verified_and_segments_a_fresh_phantom(
     assert model.metadata["scarenhance"]["validation"]["dice"] > 0.8
     case = generate_case(case_seed(9002, 1), n_slices=4, ti_quality="good")  # a seed no training set used
     mask = segment_heart(case.image, device="cpu")
-    assert dice_score(sitk.GetArrayViewFromImage(mask) > 0, heart_mask(canonical_labels(case))) > 0.85
+    assert dice(sitk.GetArrayViewFromImage(mask) > 0, heart_mask(canonical_labels(case))) > 0.85
+
+
+# ---- classes, the ROI as their union, round-1 models ----------------------------------------------
+
+
+def test_cleaned_roi_is_exactly_the_union_of_the_labels_and_holes_become_blood():
+    classes = np.zeros((2, 30, 30), np.uint8)
+    classes[:, 5:25, 5:25] = 2  # myocardium ring ...
+    classes[:, 9:21, 9:21] = 1  # ... around the blood pool
+    classes[0, 13:16, 13:16] = 0  # a hole the network left in the cavity
+    classes[1, 0:2, 28:30] = 1  # a stray blob, not connected
+    roi, labels = P.clean_classes_array(classes, (8.0, 1.0, 1.0), 0)
+    assert np.array_equal(roi.astype(bool), labels > 0)
+    assert labels[0, 14, 14] == 1 and labels[1, 0, 29] == 0
+    assert np.array_equal(labels[:, 5:25, 5:25] == 2, classes[:, 5:25, 5:25] == 2)
+    grown, same = P.clean_classes_array(classes, (8.0, 1.0, 1.0), 0, dilate_mm=2.0)
+    assert np.array_equal(same, labels) and grown.sum() > roi.sum()  # dilation grows the ROI, not the classes
+
+
+def test_segment_gives_labels_whose_union_is_the_roi_in_the_input_geometry(trained):
+    from scarenhance.segmentation import segment
+
+    out, _, _ = trained
+    image = oblique_phantom(8).image
+    result = segment(image, model=out, device="cpu")
+    for volume in (result.roi, result.labels):
+        assert volume.GetSize() == image.GetSize() and np.allclose(volume.GetDirection(), image.GetDirection())
+    labels = sitk.GetArrayFromImage(result.labels)
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    assert np.array_equal(sitk.GetArrayFromImage(result.roi) > 0, labels > 0)
+    assert isinstance(result.report.plausible, bool) and "volume_ml" in result.report.to_dict()
+
+
+def test_a_round_1_single_output_model_still_loads_and_segments(tmp_path):
+    """Round-1 folders: one sigmoid output, no recorded normalisation (min–max)."""
+    from scarenhance.segmentation import segment
+    from scarenhance.segmentation.intensity import MINMAX
+
+    definition = N.network_def("cpu-small", channels=(4, 8, 16, 32, 64), out_channels=1)
+    torch.manual_seed(0)
+    meta = {"version": "1.0.0", "scarenhance": {"kind": "heart-segmentation", "input": {"spacing_mm": 2.0, "multiple_of": 16}}}
+    folder = save_bundle(tmp_path / "old", N.build(definition), definition, meta)
+    model = load_segmentation_model(folder)
+    assert not model.has_classes and model.normalisation == MINMAX
+    result = segment(oblique_phantom(9).image, model=model, device="cpu")
+    assert result.labels is None and result.roi.GetPixelID() == sitk.sitkUInt8
+    src = tmp_path / "lge.nii.gz"
+    sitk.WriteImage(oblique_phantom(9).image, str(src))
+    assert cli.main(["segment", "--input", str(src), "--output", str(tmp_path / "roi.nii.gz"), "--model", str(folder),
+                     "--labels-output", str(tmp_path / "labels.nii.gz")]) == 2
+    assert not (tmp_path / "roi.nii.gz").exists() and not (tmp_path / "labels.nii.gz").exists()
+
+
+def test_segment_cli_writes_labels_and_report(trained, tmp_path, capsys):
+    out, _, _ = trained
+    src = tmp_path / "lge.nii.gz"
+    sitk.WriteImage(oblique_phantom(10).image, str(src))
+    paths = {k: tmp_path / f"{k}.nii.gz" for k in ("roi", "labels")}
+    report = tmp_path / "report.json"
+    assert cli.main(["segment", "--input", str(src), "--output", str(paths["roi"]), "--labels-output", str(paths["labels"]),
+                     "--report", str(report), "--model", str(out), "--device", "cpu", "--dilate-mm", "2"]) == 0
+    roi, labels = (sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in paths.values())
+    assert roi.shape == labels.shape and np.all(roi[labels > 0] == 1)  # the dilated ROI holds every labelled voxel
+    data = json.loads(report.read_text())
+    assert data["plausible"] in (True, False) and isinstance(data["warnings"], list) and data["dilate_mm"] == 2.0
+    err = capsys.readouterr().err
+    assert all(f"warning: {w}" in err for w in data["warnings"])
+
+
+def test_fine_tuning_starts_from_the_given_model_and_refuses_a_mismatch(trained, tiny_data, tmp_path):
+    out, _, _ = trained
+    kw = dict(epochs=1, batch_size=4, crop=48, steps_per_epoch=1, spacing_mm=2.5, val_fraction=0.25, device="cpu", lr=1e-12)
+    tuned = tmp_path / "tuned"
+    train_segmentation(tiny_data, tuned, init_from=str(out), channels=(4, 8, 16, 32, 64), **kw)
+    meta = json.loads((tuned / METADATA).read_text())["scarenhance"]["training"]
+    assert meta["initialised_from"]["weights_sha256"] == json.loads((out / METADATA).read_text())["scarenhance"]["weights_sha256"]
+    a, b = (torch.load(p / WEIGHTS, weights_only=True) for p in (out, tuned))
+    conv = next(k for k in a if k.endswith("conv.weight"))
+    assert torch.allclose(a[conv], b[conv], atol=1e-6)  # lr ≈ 0: the weights are the initial model's
+    with pytest.raises(InputError, match="network differs"):
+        train_segmentation(tiny_data, tmp_path / "other", init_from=str(out), channels=(8, 16, 32, 64, 128), **kw)
+
+
+def test_training_on_synthetic_slices_only(tmp_path):
+    summary = train_segmentation(None, tmp_path / "s", synth=24, synth_val=8, epochs=1, batch_size=4, crop=48,
+                                 steps_per_epoch=2, channels=(4, 8, 16, 32, 64), device="cpu", log=lambda m: None)
+    assert summary["synthetic_slices"] == 24 and summary["val_cases"] == 1 and summary["val_dice"] is not None
+    meta = json.loads((tmp_path / "s" / METADATA).read_text())["scarenhance"]
+    assert meta["input"]["normalisation"]["method"] == "percentile" and meta["training"]["synthetic_slices"] == 24
+    with pytest.raises(InputError, match="nothing to train on"):
+        train_segmentation(None, tmp_path / "none", device="cpu")

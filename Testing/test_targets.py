@@ -1,15 +1,13 @@
 """Gamma targets (paper §2.1): each rule, the scar/blood guard, the dataset blood mean, and the command."""
 
-import argparse
 import json
-import sys
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from scarenhance import labels as L
-from scarenhance.commands import targets as targets_command
+from scarenhance.cli import main
 from scarenhance.datasets import Case, iter_cases
 from scarenhance.errors import InputError
 from scarenhance.targets import (
@@ -269,22 +267,10 @@ def _emidec(root, cases):
             sitk.WriteImage(image, str(path))
 
 
-def cli_main(argv):
-    """`scarenhance targets ...` as cli.main runs it (InputError → exit status 2 and a message on stderr)."""
-    parser = argparse.ArgumentParser(prog="scarenhance targets")
-    targets_command.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
-    try:
-        return targets_command.run(args)
-    except InputError as e:
-        print(f"scarenhance targets: error: {e}", file=sys.stderr)
-        return 2
-
-
 def test_targets_command_writes_volumes_and_report(tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     _emidec(data, [_case("Case_A", blood_raw=700.0, scar_raw=500.0), _case("Case_B", blood_raw=300.0, scar_raw=800.0, seed=1)])
-    assert cli_main(["targets", "--data", str(data), "--out", str(out)]) == 0
+    assert main(["targets", "--data", str(data), "--out", str(out)]) == 0
 
     report = json.loads((out / "targets.json").read_text())
     expected_mean = dataset_blood_mean(iter_cases(data))
@@ -303,7 +289,10 @@ def test_targets_command_writes_volumes_and_report(tmp_path, capsys):
         assert target.GetOrigin() == pytest.approx(case.image.GetOrigin())
         t, x, lab = (sitk.GetArrayFromImage(v) for v in (target, case.image, case.labels))
         keep = np.isin(lab, (L.BACKGROUND, L.MYOCARDIUM))
-        np.testing.assert_allclose(t[keep], x[keep], rtol=1e-5, atol=1e-3)  # same intensity scale as the input
+        assert np.array_equal(t[keep].view(np.uint32), x[keep].astype(np.float32).view(np.uint32))  # bit for bit
+        if case.name == "Case_B":  # its blood is below the dataset mean: left alone, so exact too
+            blood = lab == L.BLOOD
+            assert np.array_equal(t[blood], x[blood].astype(np.float32))
         assert np.all(t[lab == L.SCAR] > x[lab == L.SCAR])
     assert "dataset blood mean" in capsys.readouterr().out
 
@@ -311,17 +300,17 @@ def test_targets_command_writes_volumes_and_report(tmp_path, capsys):
 def test_targets_command_refuses_to_overwrite_and_reads_a_config(tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     _emidec(data, [_case("Case_A", blood_raw=700.0, scar_raw=500.0)])
-    assert cli_main(["targets", "--data", str(data), "--out", str(out)]) == 0
+    assert main(["targets", "--data", str(data), "--out", str(out)]) == 0
     before = (out / "Case_A.nii.gz").read_bytes()
     capsys.readouterr()
-    assert cli_main(["targets", "--data", str(data), "--out", str(out)]) == 2
+    assert main(["targets", "--data", str(data), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "already exist" in err and "Case_A.nii.gz" in err
     assert (out / "Case_A.nii.gz").read_bytes() == before
 
     config = tmp_path / "gamma.json"
     config.write_text(json.dumps({"scar_thresholds": [200.0], "scar_gammas": [2.2, 1.3], "scar_blood_margin": 0}))
-    assert cli_main(["targets", "--data", str(data), "--out", str(out), "--config", str(config), "--overwrite"]) == 0
+    assert main(["targets", "--data", str(data), "--out", str(out), "--config", str(config), "--overwrite"]) == 0
     report = json.loads((out / "targets.json").read_text())
     assert {s["scar_gamma"] for s in report["cases"][0]["slices"]} == {2.2}
     assert (out / "Case_A.nii.gz").read_bytes() != before
@@ -347,6 +336,22 @@ def test_targets_on_phantom_cases(tmp_path):
         target = sitk.ReadImage(str(tmp_path / "out" / f"{case.name}.nii.gz"))
         t, x, lab = (sitk.GetArrayFromImage(v) for v in (target, case.image, case.labels))
         assert t.shape == x.shape and target.GetDirection() == pytest.approx(case.image.GetDirection())
-        np.testing.assert_allclose(t[lab == L.MYOCARDIUM], x[lab == L.MYOCARDIUM], atol=1e-2)
+        keep = ~np.isin(lab, (L.SCAR, L.BLOOD))
+        assert target.GetPixelID() == sitk.sitkFloat32 and np.array_equal(t[keep], x[keep].astype(np.float32))
         scar = lab == L.SCAR
         assert scar.any() and t[scar].mean() > x[scar].mean()
+
+
+def test_targets_of_an_input_float32_cannot_hold_are_float64_and_exact_outside(tmp_path):
+    """int32 above 2**24: float32 would round the untouched voxels, so the target volume is float64."""
+    from scarenhance.targets import write_dataset_targets
+
+    case = _case("Case_A", blood_raw=700.0, scar_raw=500.0)
+    big = sitk.Cast(case.image, sitk.sitkInt32) * 40000 + (2**24 + 1)  # odd values beyond float32's integers
+    _emidec(tmp_path / "data", [Case("Case_A", big, case.labels, None, None)])
+    write_dataset_targets(tmp_path / "data", tmp_path / "out")
+    target = sitk.ReadImage(str(tmp_path / "out" / "Case_A.nii.gz"))
+    t, x, lab = (sitk.GetArrayFromImage(v) for v in (target, big, case.labels))
+    keep = ~np.isin(lab, (L.SCAR, L.BLOOD))
+    assert target.GetPixelID() == sitk.sitkFloat64 and np.array_equal(t[keep], x[keep])
+    assert np.all(t[lab == L.SCAR] > x[lab == L.SCAR])

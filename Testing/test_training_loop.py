@@ -213,6 +213,13 @@ DDP_SCRIPT = textwrap.dedent(
     dist.barrier()
     cleanup(ctx)
     assert not dist.is_initialized()
+    # Everything this test checks is written. Leave without interpreter finalization: a process that built
+    # a DDP model keeps gloo's worker and TCP threads after destroy_process_group (measured with torch
+    # 2.13: 4 threads before and after, 1 without DDP), and finalizing Python beside them aborted one
+    # rank once in CI ("terminate called without an active exception"). An error above still fails.
+    import os
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)
     """
 )
 
@@ -221,17 +228,12 @@ def test_torchrun_two_cpu_processes_end_with_identical_weights(tmp_path):
     script = tmp_path / "ddp_fit.py"
     script.write_text(DDP_SCRIPT)
     env = dict(os.environ, PYTHONPATH=str(REPO / "ScarEnhance"), OMP_NUM_THREADS="1")
-    for attempt in range(2):
-        out = tmp_path / f"run{attempt}"
-        out.mkdir()
-        proc = subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(out)],
-            capture_output=True, text=True, env=env, timeout=180,
-        )
-        # Rarely, a rank aborts at interpreter exit, after everything ran and was written (a C++ thread of
-        # the gloo process group torn down at exit): that one crash, and only it, earns a second run.
-        if proc.returncode == 0 or "terminate called without an active exception" not in proc.stderr:
-            break
+    out = tmp_path / "run"
+    out.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(out)],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0 = torch.load(out / "rank0.pt", weights_only=True)
     r1 = torch.load(out / "rank1.pt", weights_only=True)

@@ -30,6 +30,7 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ScarEnhance"))
+from repo_paths import repo_relative  # noqa: E402  (benchmarks/ is the script's folder)
 
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.device import resolve_device  # noqa: E402
@@ -162,7 +163,7 @@ def main(argv=None) -> int:
         load = None
     print(f"load average at the end: {load} (timings on a shared machine are upper bounds)")
     report = {"device": str(device), "load_average": load, "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
-              "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None, "model": str(model.model_dir),
+              "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None, "model": repo_relative(model.model_dir),
               "stack_size": list(case.image.GetSize()), "slices_with_roi": len(with_roi), "lam": args.lam, "k": args.k,
               "rows": rows, "reference_vs_ours_mean_abs_diff_0_255": diff}
     out = Path(args.json)

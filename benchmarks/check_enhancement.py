@@ -24,6 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ScarEnhance"))
+from repo_paths import repo_relative  # noqa: E402  (benchmarks/ is the script's folder)
 
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
     for name, ok in checks.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
     report = {
-        "settings": {"model": str(model.model_dir), "lam": args.lam, "k": args.k, "steps": args.steps, "seed": args.seed,
+        "settings": {"model": repo_relative(model.model_dir), "lam": args.lam, "k": args.k, "steps": args.steps, "seed": args.seed,
                      "cases": args.cases, "scar_free": args.scar_free},
         "cnr_scar_myo": {"before": means[0], "after": means[1], "gain": gain_myo},
         "cnr_scar_blood": {"before": means[2], "after": means[3], "gain": gain_blood},

@@ -25,11 +25,12 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ScarEnhance"))
+from repo_paths import repo_relative  # noqa: E402  (benchmarks/ is the script's folder)
 
 from scarenhance.labels import heart_mask  # noqa: E402
 from scarenhance.phantom import canonical_labels, case_seed, generate_case  # noqa: E402
 from scarenhance.segmentation import load_segmentation_model, segment_heart  # noqa: E402
-from scarenhance.segmentation.train import dice_score  # noqa: E402
+from scarenhance.evaluation.metrics import dice  # noqa: E402
 
 
 def same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
@@ -63,19 +64,19 @@ def main(argv=None) -> int:
         mask = segment_heart(case.image, model=model, dilate_mm=args.dilate_mm, device=args.device)
         seconds = time.perf_counter() - tic
         geometry_ok = same_geometry(mask, case.image) and mask.GetPixelID() == sitk.sitkUInt8
-        dice = dice_score(sitk.GetArrayViewFromImage(mask) > 0, truth)
+        dice_value = dice(sitk.GetArrayViewFromImage(mask) > 0, truth)
         size = case.image.GetSize()
         oblique = not np.allclose(np.abs(np.array(case.image.GetDirection())), np.abs(np.eye(3).ravel()))
         ti = case.info.get("acquisition", {}).get("ti_quality", "?")  # "poor": mistimed inversion, grey blood/myocardium
         rows.append({"case": i, "phantom_seed": seed, "size": list(size), "spacing": list(case.image.GetSpacing()),
-                     "oblique": bool(oblique), "ti_quality": ti, "dice": dice, "seconds": seconds, "geometry_ok": geometry_ok})
-        print(f"{i:>5} {str(size):>15} {case.image.GetSpacing()[0]:>8.2f} {str(oblique):>7} {ti:>5} {dice:>7.4f} "
+                     "oblique": bool(oblique), "ti_quality": ti, "dice": dice_value, "seconds": seconds, "geometry_ok": geometry_ok})
+        print(f"{i:>5} {str(size):>15} {case.image.GetSpacing()[0]:>8.2f} {str(oblique):>7} {ti:>5} {dice_value:>7.4f} "
               f"{seconds:>8.2f}" + ("" if geometry_ok else "  GEOMETRY MISMATCH"), flush=True)
 
     dices = np.array([r["dice"] for r in rows])
     summary = {
         "benchmark": "seg_dice",
-        "model": str(model.path),
+        "model": repo_relative(model.path),
         "model_version": model.metadata.get("version"),
         "phantom_seed": args.seed,
         "cases": args.cases,

@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         for name, make in (("segmentation", seg_step), ("diffusion", diffusion_step)):
             net, step, info = make(preset)
             wall = cpu = None
-            if preset in args.time_repeats_for:  # timed before any FLOP counting: long processes drift (FACTS.md)
+            if preset in args.time_repeats_for:  # timed before any FLOP counting: timings in one long process drifted up to 20×
                 wall, cpu = timed(step, args.repeats)
             flops = count_flops(step)
             steps_per_epoch = max(1, train_slices // info["batch"])  # one crop per training slice per epoch

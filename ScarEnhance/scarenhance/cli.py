@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
 
 from . import __version__
@@ -22,6 +23,7 @@ from .progress import MODES, close_cli, set_cli_mode
 COMMANDS = {
     "demo": ("demo", "make a synthetic LGE case, segment the heart, enhance the scar, write a figure"),
     "phantom": ("phantom", "write realistic synthetic LGE cases in the EMIDEC layout"),
+    "synth": ("synth", "write randomized synthetic cases (the training engine's data) in the EMIDEC layout"),
     "targets": ("targets", "make the gamma-corrected scar-enhanced training targets"),
     "train-seg": ("train_seg", "train the heart segmentation U-Net"),
     "segment": ("segment", "segment the heart (ROI) in an LGE volume"),
@@ -54,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: "list[str] | None" = None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["scarenhance", *argv])  # the train commands record it in their models
     command = importlib.import_module(f"scarenhance.commands.{args._module}")
     try:
         set_cli_mode(args.progress)

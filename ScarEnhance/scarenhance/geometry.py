@@ -151,6 +151,20 @@ def mask_to_volume(stack: SliceStack, mask: np.ndarray) -> sitk.Image:
     return _to_image((values > 0.5).astype(np.uint8), stack)
 
 
+def maps_to_labels(stack: SliceStack, maps: np.ndarray) -> sitk.Image:
+    """Per-class probability maps (C, N, H, W) → uint8 label volume (argmax) in the input's geometry.
+
+    Each map is resampled onto the input grid first (linear) and the most probable class wins there, so
+    the classes' borders fall between the model's pixels as the probabilities say."""
+    values = []
+    for m in np.asarray(maps, dtype=np.float32):
+        v = _unpad(m, stack, fill=None)
+        if stack.resampled_shape != stack.native_shape:
+            v = _resample(v, stack.native_shape, order=1)
+        values.append(v)
+    return _to_image(np.argmax(np.stack(values), axis=0).astype(np.uint8), stack)
+
+
 # ---- helpers ---------------------------------------------------------------------------------------
 
 

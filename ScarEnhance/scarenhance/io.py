@@ -85,13 +85,14 @@ def read_image(path: "str | Path") -> sitk.Image:
     return image
 
 
-def check_output(path: "str | Path", overwrite: bool = False) -> Path:
+def check_output(path: "str | Path", overwrite: bool = False, image: bool = True) -> Path:
     """Refuse an output path that write_image would refuse, before any work: an unknown format, a
     folder, a symbolic link, an existing file (unless `overwrite`), a parent that is a file or cannot
-    be written. Nothing is created."""
+    be written. `image=False` for other outputs (a JSON report): every check but the format. Nothing
+    is created."""
     path = Path(path)
     ext = image_extension(path)
-    if ext not in WRITE_EXTENSIONS:
+    if image and ext not in WRITE_EXTENSIONS:
         raise InputError(
             f"cannot write this format (extension {ext or path.suffix or 'none'!r}); "
             f"use one of {', '.join(WRITE_EXTENSIONS)}",

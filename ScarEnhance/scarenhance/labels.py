@@ -15,3 +15,16 @@ HEART_LABELS = (BLOOD, MYOCARDIUM, SCAR)  # the paper's ROI: m = mask_scar + mas
 def heart_mask(labels: np.ndarray) -> np.ndarray:
     """Boolean heart ROI (blood pool + myocardium + scar) from a canonical label array."""
     return np.isin(labels, HEART_LABELS)
+
+# The heart model's classes: what `scarenhance segment --labels-output` writes
+CLASS_BACKGROUND, CLASS_BLOOD, CLASS_MYOCARDIUM = 0, 1, 2
+CLASS_NAMES = {CLASS_BLOOD: "LV blood pool", CLASS_MYOCARDIUM: "LV myocardium"}
+
+
+def heart_classes(labels: np.ndarray) -> np.ndarray:
+    """Canonical labels → heart-model classes, uint8: 1 LV blood pool, 2 LV myocardium (scar counted as myocardium)."""
+    labels = np.asarray(labels)
+    out = np.zeros(labels.shape, dtype=np.uint8)
+    out[labels == BLOOD] = CLASS_BLOOD
+    out[(labels == MYOCARDIUM) | (labels == SCAR)] = CLASS_MYOCARDIUM
+    return out

@@ -3,7 +3,7 @@
     scarenhance train --data DIR --out RUN [--preset cpu-small|gpu-paper] [--resume]
 
     RUN/
-      pipeline.json                      settings and the state of every step (the resume record)
+      pipeline.json                      settings (as given and fully resolved) and the state of every step (the resume record)
       targets/                           gamma-corrected target volumes + targets.json (to inspect; the
                                          diffusion trainer makes the same targets on the fly)
       models/<run>-heart-seg/            segmentation model folder (bundle layout, SHA-256; checkpoints in training/)
@@ -19,7 +19,6 @@ belong to rank 0.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime
 import json
@@ -150,7 +149,7 @@ def start_or_resume(options: PipelineOptions) -> dict:
     if state is None:
         if out.exists() and any(out.iterdir()) and not options.resume:
             raise InputError("the output folder is not empty and holds no pipeline run; choose an empty or new folder", out)
-        return {"format": FORMAT, "created": _now(), **identity,
+        return {"format": FORMAT, "created": _now(), **identity, "resolved_settings": resolved_settings(options),
                 "steps": {s: {"status": "pending", "runs": 0} for s in STEPS}}
     if not options.resume:
         raise InputError("this folder holds a pipeline run already: pass --resume to finish it, or choose another --out", out)
@@ -213,8 +212,9 @@ def run_pipeline(options: PipelineOptions, progress: ProgressFn = no_progress, c
         if collective:
             barrier(ctx)
         tic = time.perf_counter()
-        with _process_group_kept(ctx):
-            outputs = STEP_FUNCTIONS[step](options, settings, state, resuming, ctx, portion, cancel, log)
+        # the trainers join the process group opened above and leave it open (training.cleanup ends only
+        # a group its own context created): one group for the whole run, ended below
+        outputs = STEP_FUNCTIONS[step](options, settings, state, resuming, ctx, portion, cancel, log)
         if ctx.is_main:
             record.update(status="done", finished=_now(), seconds=round(time.perf_counter() - tic, 1), outputs=outputs)
             write_state(out, state)
@@ -226,28 +226,6 @@ def run_pipeline(options: PipelineOptions, progress: ProgressFn = no_progress, c
             break
     cleanup(ctx)
     return state
-
-
-@contextlib.contextmanager
-def _process_group_kept(ctx):
-    """Keep the torchrun process group open across the steps.
-
-    Each trainer leaves the group when it ends (training.cleanup). Creating a second group in the same
-    process then reuses the first one's rendezvous keys in torchrun's store, and a rank that reads a
-    stale key waits forever (seen with gloo). So while a step runs under the pipeline, the trainers'
-    cleanup does nothing, and the pipeline leaves the group once, at the end.
-    """
-    from . import training
-
-    if not ctx.is_distributed:
-        yield
-        return
-    original = training.cleanup
-    training.cleanup = lambda _ctx: None  # trainers import it from the package when they run
-    try:
-        yield
-    finally:
-        training.cleanup = original
 
 
 def _targets(options, settings, state, resuming, ctx, progress, cancel, log) -> dict:
@@ -272,14 +250,20 @@ def _segmentation(options, settings, state, resuming, ctx, progress, cancel, log
     return {"model": str(folder), "summary": _jsonable(summary)}
 
 
-def _diffusion(options, settings, state, resuming, ctx, progress, cancel, log) -> dict:
-    from .diffusion.train import DiffusionTrainConfig, train_diffusion
+def _diffusion_config(options, settings):
+    from .diffusion.train import DiffusionTrainConfig
 
-    folder = options.model_dir("diffusion")
     values = dict(settings["diffusion"])
     if values.get("roi_source") == "model" and not values.get("seg_model"):
         values["seg_model"] = str(options.model_dir("segmentation"))  # the paper: ROI from the trained U-Net
-    config = _config(DiffusionTrainConfig, values, "diffusion")
+    return _config(DiffusionTrainConfig, values, "diffusion")
+
+
+def _diffusion(options, settings, state, resuming, ctx, progress, cancel, log) -> dict:
+    from .diffusion.train import train_diffusion
+
+    folder = options.model_dir("diffusion")
+    config = _diffusion_config(options, settings)
     summary = train_diffusion(options.data, folder, config, layout=options.layout, device=options.device,
                               resume=resuming, command=options.command, progress=progress, cancel=cancel)
     return {"model": str(folder), "summary": _jsonable(summary)}
@@ -324,6 +308,40 @@ def held_out_cases(options: PipelineOptions) -> list[str]:
 
 
 STEP_FUNCTIONS = {"targets": _targets, "segmentation": _segmentation, "diffusion": _diffusion, "evaluation": _evaluation}
+
+
+def resolved_settings(options: PipelineOptions) -> dict:
+    """Every value each step runs with: the preset and --set, filled in with the trainers' own defaults
+    and the segmentation preset's numbers (what `train --show-settings` prints and pipeline.json records)."""
+    import inspect
+    from dataclasses import asdict
+
+    from .diffusion.network import PRESETS as DIFFUSION_NETWORKS
+    from .evaluation.report import EvalSettings
+    from .segmentation import network as seg_network
+    from .segmentation.train import train_segmentation
+
+    settings = options.settings()
+    given = _keywords(train_segmentation, settings["segmentation"], "segmentation")
+    parameters = inspect.signature(train_segmentation).parameters
+    seg = {k: p.default for k, p in parameters.items() if k not in _PIPELINE_ARGUMENTS and p.default is not inspect.Parameter.empty}
+    seg.update(given)
+    preset = seg_network.PRESETS.get(seg["preset"])
+    if preset is None:
+        raise InputError(f"unknown segmentation preset {seg['preset']!r}: choose one of {', '.join(seg_network.PRESETS)}")
+    for key, value in preset.items():  # train_segmentation takes the preset's value for every None (or 0)
+        if key in seg and not seg[key]:
+            seg[key] = value
+    seg["network"] = seg_network.network_def(seg["preset"], seg["channels"])
+    diffusion = asdict(_diffusion_config(options, settings))
+    if diffusion["preset"] not in DIFFUSION_NETWORKS:
+        raise InputError(f"unknown diffusion preset {diffusion['preset']!r}: choose one of {', '.join(DIFFUSION_NETWORKS)}")
+    diffusion["network"] = {**DIFFUSION_NETWORKS[diffusion["preset"]], **diffusion["network"]}
+    evaluation = asdict(_config(EvalSettings, {"lpips_weights": options.lpips_weights, **settings["evaluation"],
+                                               "layout": options.layout}, "evaluation"))
+    if options.eval_data is None:
+        evaluation["cases"] = "the cases both trainers held out for validation (known after training)"
+    return _jsonable({"segmentation": seg, "diffusion": diffusion, "evaluation": evaluation})
 
 
 def _config(cls, values: dict, step: str):

@@ -287,12 +287,12 @@ def write_dataset_targets(data_dir: "str | Path", out_dir: "str | Path", config:
     """Make the target volume of every case in ``data_dir`` and a ``targets.json`` report in ``out_dir``.
 
     Two passes over the dataset: the first computes the dataset blood mean, the second writes each
-    case's target (float32, the input's exact geometry and intensity scale) and records the γ chosen
+    case's target (`target_volume`: the input's exact geometry and intensity scale) and records the γ chosen
     for each slice (slices in ``geometry.volume_to_slices`` order: along the axis of largest spacing).
     Existing outputs are kept (InputError naming them) unless ``overwrite``. Returns the report.
     """
     from .datasets import list_cases, load_case
-    from .geometry import labels_to_slices, slices_to_volume, volume_to_slices
+    from .geometry import labels_to_slices, volume_to_slices
     from .io import write_image
     from .progress import no_progress
 
@@ -322,8 +322,9 @@ def write_dataset_targets(data_dir: "str | Path", out_dir: "str | Path", config:
     }
     for case in cases(0.3, 1.0):
         stack = volume_to_slices(case.image)
-        targets, chosen = make_targets_with_gammas(stack.slices, labels_to_slices(case.labels, stack), config, blood_mean)
-        path = write_image(slices_to_volume(stack, targets, dtype=np.float32), target_path(out_dir, case.name), overwrite=overwrite)
+        labels = labels_to_slices(case.labels, stack)
+        targets, chosen = make_targets_with_gammas(stack.slices, labels, config, blood_mean)
+        path = write_image(target_volume(stack, labels, targets, chosen), target_path(out_dir, case.name), overwrite=overwrite)
         report["cases"].append({
             "name": case.name,
             "image": str(case.image_path),
@@ -334,6 +335,32 @@ def write_dataset_targets(data_dir: "str | Path", out_dir: "str | Path", config:
     _write_json_atomic(report, report_path)
     progress(1.0, f"{len(names)} target volumes in {out_dir}")
     return report
+
+
+def target_volume(stack, labels: np.ndarray, targets: np.ndarray, chosen: list[SliceGammas]):
+    """The (N, H, W) targets of `stack` as a volume in the input's geometry and intensity scale.
+
+    Every voxel the rules left alone is the input's own value, bit for bit: going to [0, 255] and back
+    is not exact in floating point (it moved such voxels by up to 1e-4). The pixel type is float32, or
+    float64 when float32 cannot hold every input value exactly (int32, float64 …).
+    """
+    import SimpleITK as sitk
+
+    from .geometry import mask_to_volume, slices_to_volume
+
+    changed = np.zeros(labels.shape, bool)
+    for i, g in enumerate(chosen):
+        if g.scar_gamma is not None:
+            changed[i] |= labels[i] == L.SCAR
+        if g.blood_gamma is not None:
+            changed[i] |= labels[i] == L.BLOOD
+    original = sitk.GetArrayFromImage(stack.reference)
+    dtype = np.float32 if np.can_cast(original.dtype, np.float32, "safe") else np.float64
+    corrected = sitk.GetArrayFromImage(slices_to_volume(stack, targets, dtype=dtype))
+    where = sitk.GetArrayFromImage(mask_to_volume(stack, changed)).astype(bool)
+    volume = sitk.GetImageFromArray(np.where(where, corrected, original.astype(dtype)))
+    volume.CopyInformation(stack.reference)
+    return volume
 
 
 def config_warnings(config: GammaConfig, blood_mean: float) -> list[str]:

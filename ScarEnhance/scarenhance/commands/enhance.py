@@ -10,6 +10,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="enhanced volume to write (mean of the k samples; float32, or float64 where float32 "
                         "cannot hold the input exactly, so every voxel outside the ROI is the input's)")
     p.add_argument("--std-output", help="also write the per-voxel SD over the k samples (uncertainty map)")
+    p.add_argument("--labels", metavar="LABELS",
+                   help="heart classes from `scarenhance segment --labels-output` (2 = LV myocardium) for the safety "
+                        "check; without it the shipped heart model finds the myocardium")
+    p.add_argument("--safety-output", metavar="JSON",
+                   help="where to write the safety check (default: beside the output, OUTPUT_NAME.safety.json)")
     p.add_argument("--model", help="diffusion model folder or registry id (default: the shipped demo model)")
     p.add_argument("--lam", type=int, default=250, help="partial-diffusion start step λ, 1…1000 (paper: 250)")
     p.add_argument("--k", type=int, default=5, help="samples averaged (paper: 5)")
@@ -21,29 +26,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    import json
     import time
     from pathlib import Path
 
+    from ..bundle import atomic_write_bytes
     from ..diffusion.inputs import check_image, check_parameters, roi_on_image_grid
+    from ..diffusion.safety import assess_enhancement
     from ..diffusion.schedule import T
     from ..errors import InputError
     from ..image_checks import check_lge, check_roi
     from ..io import check_output, read_image, write_image
     from ..progress import cli_progress
 
+    from ..io import strip_image_extension
+
     # Everything that can be refused is refused before torch is imported and before minutes of work.
     check_parameters(args.lam, args.k, args.steps, args.seed, T)
-    outputs = [Path(args.output)] + ([Path(args.std_output)] if args.std_output else [])
+    safety_path = Path(args.safety_output) if args.safety_output else Path(args.output).with_name(strip_image_extension(args.output) + ".safety.json")
+    outputs = [Path(args.output)] + ([Path(args.std_output)] if args.std_output else []) + [safety_path]
     for path in outputs:
-        check_output(path, overwrite=args.overwrite)
+        check_output(path, overwrite=args.overwrite, image=path != safety_path)
     resolved = [p.resolve() for p in outputs]
     if len(set(resolved)) != len(resolved) or any(p in resolved for p in (Path(args.input).resolve(), Path(args.roi).resolve())):
         raise InputError("output paths must differ from each other and from the inputs", args.output)
 
     image = read_image(args.input)
     roi = read_image(args.roi)
-    for check, path in ((lambda: check_image(image), args.input), (lambda: check_lge(image), args.input),
-                        (lambda: check_roi(roi), args.roi), (lambda: roi_on_image_grid(roi, image), args.roi)):
+    labels = read_image(args.labels) if args.labels else None
+    checks = [(lambda: check_image(image), args.input), (lambda: check_lge(image), args.input),
+              (lambda: check_roi(roi), args.roi), (lambda: roi_on_image_grid(roi, image), args.roi)]
+    if labels is not None:
+        checks.append((lambda: _myocardium_from_labels(labels, image), args.labels))
+    for check, path in checks:
         try:
             check()
         except InputError as e:  # name the file the problem is in
@@ -54,9 +69,47 @@ def run(args) -> int:
     tic = time.perf_counter()
     mean, std = enhance_scar(image, roi, model=model, lam=args.lam, k=args.k, steps=args.steps, seed=args.seed,
                              device=args.device, progress=cli_progress)
+    seconds = time.perf_counter() - tic
+    myocardium = _myocardium_from_labels(labels, image) if labels is not None else _myocardium_from_model(image)
+    report = assess_enhancement(image, mean, std, myocardium & roi_on_image_grid(roi, image)) if myocardium is not None else None
     write_image(mean, args.output, overwrite=args.overwrite)
     if args.std_output:
         write_image(std, args.std_output, overwrite=args.overwrite)
-    print(f"enhanced {args.input} in {time.perf_counter() - tic:.1f} s → {args.output}"
+    data = report.to_dict() if report else {"verdict": "not assessed", "summary": "Safety check: the heart model has no "
+                                                     "myocardium class; give --labels", "flagged_slices": [], "slices": []}
+    data = {"input": str(args.input), "output": str(args.output), "lam": args.lam, "k": args.k, "steps": args.steps, **data}
+    atomic_write_bytes(safety_path, (json.dumps(data, indent=2) + "\n").encode())
+    print(f"enhanced {args.input} in {seconds:.1f} s → {args.output}"
           + (f" (SD over k: {args.std_output})" if args.std_output else ""), flush=True)
+    print(f"{data['summary']} → {safety_path}", flush=True)
     return 0
+
+
+def _myocardium_from_labels(labels, image):
+    """Boolean (z, y, x) LV myocardium (class 2) of a labels file, on the image's grid."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from ..diffusion.inputs import roi_on_image_grid
+    from ..labels import CLASS_MYOCARDIUM
+
+    from ..errors import InputError
+
+    myo = sitk.Cast(sitk.BinaryThreshold(labels, CLASS_MYOCARDIUM, CLASS_MYOCARDIUM, 1, 0), sitk.sitkUInt8)
+    if not np.any(sitk.GetArrayViewFromImage(myo)):
+        raise InputError(f"the labels have no LV myocardium (value {CLASS_MYOCARDIUM}); "
+                         "give the classes written by `scarenhance segment --labels-output`")
+    return roi_on_image_grid(myo, image)
+
+
+def _myocardium_from_model(image):
+    """The shipped heart model's LV myocardium, or None when the model has no classes."""
+    import SimpleITK as sitk
+
+    from ..labels import CLASS_MYOCARDIUM
+    from ..segmentation import load_segmentation_model, segment
+
+    model = load_segmentation_model(None, "cpu")
+    if not model.has_classes:
+        return None
+    return sitk.GetArrayFromImage(segment(image, model=model, device="cpu").labels) == CLASS_MYOCARDIUM

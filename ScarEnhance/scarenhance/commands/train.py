@@ -24,30 +24,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="change one setting of the preset, e.g. --set diffusion.epochs=100 --set evaluation.k=3 (repeatable)")
     p.add_argument("--stop-after", choices=("targets", "segmentation", "diffusion", "evaluation"),
                    help="stop after this step; --resume runs the rest later")
-    p.add_argument("--show-settings", action="store_true", help="print the preset's settings with --set applied, and exit")
+    p.add_argument("--show-settings", action="store_true", help="print every setting each step will run with (the preset, --set and the defaults), and exit")
 
 
 def run(args) -> int:
     import json
-    import shlex
-    import sys
     from pathlib import Path
 
     from ..datasets import list_cases
 
     if args.data and not args.show_settings:  # a missing or empty data set fails fast, before torch and MONAI load
         list_cases(args.data, args.layout)
-    from ..pipeline import PipelineOptions, parse_overrides, run_pipeline
+    from ..pipeline import PipelineOptions, parse_overrides, resolved_settings, run_pipeline
     from ..progress import cli_progress, echo
 
     options = PipelineOptions(
         data=Path(args.data), out=Path(args.out), preset=args.preset, resume=args.resume, layout=args.layout,
         device=args.device, eval_data=Path(args.eval_data) if args.eval_data else None,
         overrides=parse_overrides(args.overrides), stop_after=args.stop_after, lpips_weights=args.lpips_weights,
-        command=" ".join(shlex.quote(a) for a in ["scarenhance"] + sys.argv[1:]),
+        command=args.command_line,
     )
     if args.show_settings:
-        print(json.dumps(options.settings(), indent=2))
+        print(json.dumps(resolved_settings(options), indent=2))
         return 0
     state = run_pipeline(options, progress=cli_progress, log=echo)
     steps = state["steps"]

@@ -32,8 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--sample-every", type=int, default=0,
                    help="every N epochs, enhance a few validation slices in fast mode and log their CNR (0 = never)")
-    p.add_argument("--roi-source", default="labels", choices=["labels", "model"],
-                   help="ROI from the labelled heart, or from the segmentation model's predictions (paper)")
+    p.add_argument("--roi-source", default="labels", choices=["labels", "model", "randomized"],
+                   help="ROI from the labelled heart, from the segmentation model's predictions (paper), or the labelled "
+                        "heart randomly dilated, eroded or made irregular per slice (randomized: the ROI's outline "
+                        "then tells the network nothing about the tissue)")
     p.add_argument("--seg-model", default=None, help="segmentation model for --roi-source model (default: shipped)")
     p.add_argument("--whole-image", action="store_true",
                    help="ablation (paper Table 2): noise and loss over the whole image (m = 1) instead of the heart ROI")
@@ -58,7 +60,7 @@ def run(args) -> int:
 
     if args.data:  # a missing or empty data set fails fast, before torch and MONAI load
         list_cases(args.data, args.layout)
-    from ..diffusion.train import DiffusionTrainConfig, command_line, train_diffusion
+    from ..diffusion.train import DiffusionTrainConfig, train_diffusion
     from ..progress import cli_progress
 
     config = DiffusionTrainConfig(
@@ -70,5 +72,5 @@ def run(args) -> int:
         time_limit_min=args.time_limit_min, seed=args.seed, num_workers=args.workers,
     )
     train_diffusion(args.data, args.out, config, layout=args.layout, device=args.device, resume=args.resume,
-                    command=command_line(), progress=cli_progress)
+                    command=args.command_line, progress=cli_progress)
     return 0

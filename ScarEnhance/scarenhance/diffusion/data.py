@@ -94,6 +94,8 @@ class CropDataset(torch.utils.data.Dataset):
     length: items per epoch (default: one per pair). augment: random flips and 90° turns.
     scar_focus: fraction of crops centred on a scar pixel (see the module docstring).
     Pixels beyond the slice are background (0 on the [0, 255] scale, -1 in network units).
+    seed: the random stream of the crops; each DataLoader worker gets its own (`reseed`, called by
+    training.workers.seed_worker), else the workers would repeat each other's crops.
     """
 
     def __init__(self, pairs: list[SlicePair], crop_size: int = 64, length: "int | None" = None,
@@ -105,6 +107,10 @@ class CropDataset(torch.utils.data.Dataset):
         self.scar_focus = float(scar_focus)
         # (pair, scar pixels inside its ROI) for every pair with any: the centres of scar-focused crops
         self.scarred = [(p, scar) for p in pairs if (scar := p.roi & (p.labels == L.SCAR)).any()]
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Draw the following crops from a new random stream."""
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:

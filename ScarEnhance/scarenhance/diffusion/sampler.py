@@ -8,8 +8,10 @@ At every step the pixels outside the ROI are reset to their known forward value 
 carry noise), so the network always sees a clean context, exactly as in training.
 
 All k repeats of all crops are one list of items run in chunks through the network. Each item owns a
-random generator seeded from (seed + repeat, slice id), so results do not depend on the chunk size,
-and repeat r of a run with seed S equals the single-repeat run with seed S + r.
+random generator seeded from SeedSequence([seed, repeat, slice id]): every (seed, repeat, slice) has a
+stream of its own (no two seeds share one), results do not depend on the chunk size, and repeat r of a
+run with seed S is repeat r of every run with seed S and more repeats: the k = 1 run is repeat 0, and
+a run with k repeats is the first k repeats of a run with more.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ def reverse_timesteps(lam: int, steps: "int | None", num_train_timesteps: int) -
 
 
 def item_generator(seed: int, repeat: int, slice_id: int) -> torch.Generator:
-    """The generator of one item: independent streams for every (seed + repeat, slice)."""
-    state = np.random.SeedSequence([seed + repeat, slice_id]).generate_state(2, dtype=np.uint32)
+    """The generator of one item: an independent stream for every (seed, repeat, slice)."""
+    state = np.random.SeedSequence([seed, repeat, slice_id]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 

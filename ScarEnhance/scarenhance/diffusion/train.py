@@ -20,8 +20,6 @@ the model then records `train_t_max` and enhance_scar warns for λ beyond it.
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -59,7 +57,7 @@ class DiffusionTrainConfig:
     val_fraction: float = 0.15
     val_crops: int = 32
     sample_every: int = 0  # epochs between fast-mode CNR checks on validation slices (0 = never)
-    roi_source: str = "labels"  # or "model": the segmentation model's predictions (as in the paper)
+    roi_source: str = "labels"  # "model": the segmentation model's predictions (as in the paper); "randomized"
     whole_image: bool = False  # Table 2 ablation: noise and loss over the whole crop (m = 1), not the ROI
     from_original: float = 0.0  # share of steps noised from x_0 and scored against y_0 (make_train_step); 0 = paper
     scar_weight: float = 1.0  # loss weight of scar pixels relative to blood (make_train_step); 1 = paper
@@ -253,13 +251,16 @@ def train_diffusion(
     train_names, val_names = split_cases([str(n) for n in names], config.val_fraction, config.seed)
     roi_fn = _roi_function(config, device)
     progress(0.0, f"reading {len(names)} cases")
-    train_cases = [load_case(data_dir, n, layout) for n in train_names]
+    loaded = {str(n): load_case(data_dir, n, layout) for n in names}
+    train_cases, val_cases = [loaded[n] for n in train_names], [loaded[n] for n in val_names]
     from ..targets import dataset_blood_mean
 
-    blood_mean = dataset_blood_mean(train_cases)
+    # over every case in the folder's order, validation ones included, exactly as `scarenhance targets` computes
+    # it (paper §2.1: "all the blood pools in the dataset"): a pipeline's RUN/targets/ are the targets trained on
+    blood_mean = dataset_blood_mean(loaded.values())
     train_pairs = slice_pairs(train_cases, blood_mean=blood_mean, roi_fn=roi_fn)
-    val_pairs = slice_pairs([load_case(data_dir, n, layout) for n in val_names], blood_mean=blood_mean, roi_fn=roi_fn) if val_names else []
-    del train_cases
+    val_pairs = slice_pairs(val_cases, blood_mean=blood_mean, roi_fn=roi_fn) if val_names else []
+    del loaded, train_cases, val_cases
     if ctx.is_main:
         log(f"train-diffusion: {len(train_names)} training cases ({len(train_pairs)} slices), {len(val_names)} validation "
             f"cases ({len(val_pairs)} slices), dataset blood mean {blood_mean:.2f}, device {ctx.device}")
@@ -292,7 +293,8 @@ def train_diffusion(
                 log(f"train-diffusion: fast-mode check on validation slices: CNR(scar,myo) {check[0]:.2f} → {check[1]:.2f}")
         return loss
 
-    history_meta = {"blood_mean": blood_mean, "train_cases": train_names, "val_cases": val_names}
+    history_meta = {"blood_mean": blood_mean, "blood_mean_of": "every case under the data folder (training and validation)",
+                    "train_cases": train_names, "val_cases": val_names, "processes": ctx.world_size}
     summary: dict = {}
 
     def write_model(epoch: int, metric: "float | None", weights: dict) -> None:
@@ -413,12 +415,27 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
 def _roi_function(config: DiffusionTrainConfig, device: str):
     if config.roi_source == "labels":
         return None
+    if config.roi_source == "randomized":  # roi_randomization.py: the ROI's outline carries no information
+        return lambda case: _randomized_roi(case, config.seed)
     if config.roi_source != "model":
-        raise InputError(f"roi_source must be 'labels' or 'model', got {config.roi_source!r}")
+        raise InputError(f"roi_source must be 'labels', 'randomized' or 'model', got {config.roi_source!r}")
     from ..segmentation import load_segmentation_model, segment_heart
 
     seg = load_segmentation_model(config.seg_model)
     return lambda case: segment_heart(case.image, model=seg, device=device)
+
+
+def _randomized_roi(case, seed: int):
+    import SimpleITK as sitk
+
+    from ..geometry import slice_axes
+    from .roi_randomization import randomized_roi_volume
+
+    roi = randomized_roi_volume(sitk.GetArrayFromImage(case.labels), case.labels.GetSpacing()[::-1],
+                                slice_axes(case.labels)[0], seed, str(case.name))
+    image = sitk.GetImageFromArray(roi.astype(np.uint8))
+    image.CopyInformation(case.labels)
+    return image
 
 
 class _either:
@@ -429,7 +446,3 @@ class _either:
 
     def is_set(self) -> bool:
         return (self.a is not None and self.a.is_set()) or self.b.is_set()
-
-
-def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in ["scarenhance"] + sys.argv[1:])

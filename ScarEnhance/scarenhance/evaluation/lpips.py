@@ -139,13 +139,21 @@ def _split_state(state: dict, source) -> tuple[str, dict, dict]:
     return net, features, lins
 
 
+# Said in the report and on the console when no weights file is given: how to get one, not where the code is.
+NO_WEIGHTS = (
+    "unavailable: no LPIPS weights given. Pass --lpips-weights FILE. To make FILE once on a computer with "
+    "internet access: pip install lpips, then python -c \"import lpips, torch; "
+    "torch.save(lpips.LPIPS(net='alex').state_dict(), 'lpips_alex.pt')\""
+)
+
+
 def load_lpips(path: "str | Path | None") -> tuple[Optional[LPIPS], str]:
     """(metric, status). metric is None — LPIPS unavailable — without a path or when the file is missing.
 
     A file that exists but is not LPIPS weights raises InputError: the user asked for LPIPS explicitly.
     """
     if path is None or str(path) == "":
-        return None, "unavailable: no LPIPS weights given (--lpips-weights PATH; see scarenhance/evaluation/lpips.py)"
+        return None, NO_WEIGHTS
     path = Path(path)
     if not path.is_file():
         return None, f"unavailable: LPIPS weights file not found: {path}"

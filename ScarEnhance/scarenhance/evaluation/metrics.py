@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..labels import BLOOD, MYOCARDIUM, SCAR, heart_mask
+from ..labels import BLOOD, MYOCARDIUM, SCAR
 
 DATA_RANGE = 255.0
 MIN_CROP = 16  # paper §3.3: crops of 16×16 or larger around the ground-truth heart
@@ -84,13 +84,6 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     total = int(a.sum()) + int(b.sum())
     return 1.0 if total == 0 else float(2.0 * np.logical_and(a, b).sum() / total)
-
-
-def structure_metrics(output: np.ndarray, target: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """SSIM (%) and PSNR (dB) of `output` against `target` on the crop around the ground-truth heart."""
-    rows, cols = crop_box(heart_mask(labels))
-    out, ref = output[rows, cols], target[rows, cols]
-    return {"ssim_pct": 100.0 * ssim(out, ref), "psnr_db": psnr(out, ref), "crop": [rows.start, rows.stop, cols.start, cols.stop]}
 
 
 def region_means(image: np.ndarray, labels: np.ndarray) -> dict[str, float]:

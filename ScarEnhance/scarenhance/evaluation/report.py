@@ -24,6 +24,7 @@ import math
 import platform
 import threading
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
@@ -146,7 +147,7 @@ def evaluate_dataset(
         step = scaled(progress, 0.02 + 0.78 * i / len(names), 0.02 + 0.78 * (i + 1) / len(names))
         step(0.0, f"case {i + 1}/{len(names)}: {name}")
         record, panel, timing = _evaluate_case(case, models, settings, config, blood_mean, lpips_metric,
-                                               report_dir if settings.save_volumes else None, seed=settings.seed + i,
+                                               report_dir if settings.save_volumes else None, seed=case_seed(settings.seed, name),
                                                progress=lambda f, m, j=i: step(f, f"case {j + 1}/{len(names)} {name}: {m}"))
         records.append(record)
         timings.append(timing)
@@ -223,6 +224,14 @@ def slice_record(index: int, labels: np.ndarray, images: dict[str, np.ndarray], 
     return record
 
 
+def case_seed(seed: int, name: str) -> int:
+    """The noise seed of one case (31 bits, as `enhance --seed` takes): SeedSequence([seed, CRC-32 of the
+    name]), so cases draw streams of their own (seed + index made case i + 1 of seed S case i of S + 1),
+    and a case's output does not depend on which other cases are evaluated."""
+    word = zlib.crc32(name.encode("utf-8"))
+    return int(np.random.SeedSequence([int(seed), word]).generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
 def _evaluate_case(case, models, settings, config, blood_mean, lpips, out_dir, seed, progress=no_progress):
     from ..geometry import labels_to_slices, volume_to_slices
     from ..targets import make_targets
@@ -276,6 +285,7 @@ def _evaluate_case(case, models, settings, config, blood_mean, lpips, out_dir, s
         "scar_burden_pct": 100.0 * scar / max(scar + myo, 1),
         "dice_heart": M.dice(roi, truth),
         "roi_pixels": int(roi.sum()),
+        "seed": seed,  # `scarenhance enhance --seed` with it reproduces this case's output
         "slices": slices,
     }
     if out_dir is not None:
@@ -365,7 +375,7 @@ def _lambda_sweep(cases, models, settings, config, blood_mean, progress, cancel,
             check_cancel(cancel)
             progress((c * len(lams) + j) / total, f"λ sweep: {case.name}, λ = {lam}")
             tic = time.perf_counter()
-            mean, _ = models.enhance(case.image, roi, lam=lam, k=k, seed=settings.seed,
+            mean, _ = models.enhance(case.image, roi, lam=lam, k=k, seed=case_seed(settings.seed, case.name),
                                      progress=lambda f, m, j=j: progress((c * len(lams) + j + f) / total, f"λ sweep: {case.name}, λ = {lam}: {m}"))
             values = case_cnr(to_stack_scale(stack, mean))
             entry["cnr_scar_myo"].append(values["cnr_scar_myo"])

@@ -48,7 +48,7 @@ def report_markdown(report: dict) -> str:
           if settings.get("cases") else []),
         f"- inference: λ = {settings['lam']}, k = {settings['k']}, "
         + ("the paper's ancestral chain (λ steps)" if settings["steps"] is None else f"{settings['steps']}-step DDIM (fast mode)")
-        + f", seed {settings['seed']}",
+        + f", seed {settings['seed']} (each case's noise seed is derived from it: `seed` in report.json)",
         *[f"- {kind} model: `{info.get('folder', '?')}` ({info.get('id') or info.get('description') or ''})"
           for kind, info in report["models"].items() if isinstance(info, dict)],
         f"- LPIPS: {report['lpips']}",

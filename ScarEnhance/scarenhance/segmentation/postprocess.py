@@ -1,11 +1,13 @@
-"""Clean-up of the network's heart mask on the input's own grid, in millimetres, not pixels.
+"""Clean-up of the network's classes on the input's own grid, in millimetres, not pixels.
 
-    probabilities → threshold → largest 3D connected component → holes filled per slice → in-plane dilation
+    classes → heart ROI = blood ∪ myocardium → largest 3D connected component → holes filled per slice
+            → labels kept inside the cleaned ROI (filled holes become blood pool) → ROI dilated in-plane
 
 Arrays are in SimpleITK's numpy order (z, y, x) with `spacing` in that order (mm); which axis holds
 the slices is decided as in geometry (the largest spacing), so the steps work on oblique and
 anisotropic volumes alike. Dilation is the paper's proposed fix for subendocardial scar missed at
-the ROI's edge: every pixel within `mm` (Euclidean, real pixel sizes) of the mask joins it.
+the ROI's edge: every pixel within `mm` (Euclidean, real pixel sizes) of the mask joins it. It grows
+the ROI only; the class labels stay what the model found.
 """
 
 from __future__ import annotations
@@ -16,11 +18,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import slice_axes
-
-
-def threshold(probabilities: np.ndarray, level: float = 0.5) -> np.ndarray:
-    """Boolean mask where probability > level."""
-    return np.asarray(probabilities) > level
+from ..labels import CLASS_BLOOD
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -64,10 +62,30 @@ def dilate_in_plane(mask: np.ndarray, spacing: tuple[float, float, float], slice
 
 def clean_mask(mask: np.ndarray, spacing: tuple[float, float, float], slice_axis: int, dilate_mm: float = 0.0) -> np.ndarray:
     """Largest component, holes filled per slice, then the in-plane dilation; uint8 0/1."""
-    out = largest_component(np.asarray(mask, dtype=bool))
-    out = fill_holes_per_slice(out, slice_axis)
-    out = dilate_in_plane(out, spacing, slice_axis, dilate_mm)
-    return out.astype(np.uint8)
+    return clean_classes_array(np.asarray(mask, dtype=bool).astype(np.uint8), spacing, slice_axis, dilate_mm)[0]
+
+
+def clean_classes_array(classes: np.ndarray, spacing: tuple[float, float, float], slice_axis: int,
+                        dilate_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(roi uint8 0/1, labels uint8) from an argmax class array: the undilated ROI is exactly the union
+    of the cleaned labels; holes inside it become blood pool (the cavity and its papillary muscles)."""
+    union = fill_holes_per_slice(largest_component(np.asarray(classes) > 0), slice_axis)
+    labels = np.where(union, classes, 0).astype(np.uint8)
+    labels[union & (labels == 0)] = CLASS_BLOOD
+    roi = dilate_in_plane(union, spacing, slice_axis, dilate_mm)
+    return roi.astype(np.uint8), labels
+
+
+def clean_classes(classes: sitk.Image, dilate_mm: float = 0.0) -> tuple[sitk.Image, sitk.Image]:
+    """`clean_classes_array` on a SimpleITK class volume; both results keep its exact geometry."""
+    spacing = classes.GetSpacing()[::-1]  # numpy (z, y, x) order
+    roi, labels = clean_classes_array(sitk.GetArrayFromImage(classes), spacing, slice_axes(classes)[0], dilate_mm)
+    out = []
+    for array in (roi, labels):
+        image = sitk.GetImageFromArray(array)
+        image.CopyInformation(classes)
+        out.append(image)
+    return out[0], out[1]
 
 
 def clean_mask_image(mask: sitk.Image, dilate_mm: float = 0.0) -> sitk.Image:

@@ -1,13 +1,15 @@
-"""Train the heart U-Net on a labelled dataset and write a model folder (MONAI bundle layout).
+"""Train the heart U-Net on randomized synthetic slices, a site's labelled cases, or both; write a model folder.
 
-    summary = train_segmentation("data/emidec", "models/site-seg", preset="cpu-small")
+    summary = train_segmentation(None, "models/heart", synth=6000)                  # the shipped model's recipe
+    summary = train_segmentation("data/emidec", "models/site", init_from="heart-seg")  # fine-tune on site data
 
 OUT/configs/*.json + OUT/models/model.pt are the model (the best validation-Dice epoch, rewritten
 whenever a better epoch is found, so an interrupted run still leaves a usable model);
 OUT/training/ holds latest.pt / best.pt (resume) and OUT/training/tensorboard/ the event files.
-Loss: Dice + binary cross-entropy on logits (MONAI DiceCELoss, sigmoid applied inside once); Adam
-with a cosine learning-rate decay; the validation metric is the per-case Dice of the heart ROI on
-whole slices of held-out cases (split by case with a fixed seed).
+Classes: background, LV blood pool, LV myocardium (scar included); loss: Dice + cross-entropy on the
+softmax (MONAI DiceCELoss); Adam with a cosine learning-rate decay; the validation metric is the mean
+per-case Dice of the heart ROI (the union of the two classes) on whole slices of held-out cases (split
+by case with a fixed seed) or of a held-out synthetic bank (another seed).
 Runs on one process or under torchrun (see training.distributed).
 """
 
@@ -23,24 +25,22 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..evaluation.metrics import dice
 from ..progress import ProgressFn, no_progress, scaled
+from . import intensity
 from . import network as N
 
-MODEL_VERSION = "1.0.0"
-INTENSITY_POLICY = "each 2D slice min-max scaled to [0, 255] (paper §2.1), then divided by 255: network input in [0, 1]"
-
-
-def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean arrays; 1.0 when both are empty."""
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    total = pred.sum() + truth.sum()
-    return 1.0 if total == 0 else float(2.0 * np.logical_and(pred, truth).sum() / total)
+MODEL_VERSION = "2.0.0"
 
 
 def train_segmentation(
-    data: "str | Path",
+    data: "str | Path | None",
     out: "str | Path",
     *,
+    synth: int = 0,
+    synth_val: int = 256,
+    synth_seed: int = 1,
+    init_from: "str | Path | None" = None,
     preset: str = N.DEFAULT_PRESET,
     epochs: "int | None" = None,
     batch_size: "int | None" = None,
@@ -64,6 +64,12 @@ def train_segmentation(
 ) -> dict:
     """Train and write the model folder `out`; returns a summary dict (also in the model's metadata).
 
+    data: a labelled dataset folder, or None to train on synthetic slices only.
+    synth: number of randomized synthetic slices (scarenhance.synth, bank seed `synth_seed`) to train on,
+    alone or beside `data`; synth_val: synthetic slices (seed synth_seed + 1000) to validate on when
+    `data` gives no validation cases.
+    init_from: start from this heart model's weights (a folder or registry id, checksum-verified; the
+    network and its pixel size and normalisation must match) instead of random ones.
     preset: "cpu-small" (default) or "gpu-paper"; epochs, batch_size, lr, crop, channels and
     validate_every (epochs between validations; the last epoch is always validated) override it.
     resume: continue the run in OUT/training; without it an existing model or run in OUT is an
@@ -76,8 +82,8 @@ def train_segmentation(
     from ..bundle import METADATA
     from ..training import FitConfig, cleanup, fit, init_distributed, make_loader, wrap_model
     from ..training.loop import stderr_log
-    from .data import collate, load_cases, slice_dataset, split_cases, train_transforms
-    from .infer import predict_slices
+    from .data import CropDataset, bank_cases, load_cases, slices_of, slices_of_bank, split_cases
+    from .infer import predict_classes
 
     log = log or stderr_log
     p = N.PRESETS.get(preset)
@@ -92,36 +98,59 @@ def train_segmentation(
         raise InputError("epochs, batch size, learning rate and spacing must be positive")
     if crop % 16:
         raise InputError(f"the crop size must be a multiple of 16, got {crop}")
+    if data is None and synth < 1:
+        raise InputError("nothing to train on: give a dataset folder, synthetic slices (--synth N), or both")
+    if synth < 0 or synth_val < 0:
+        raise InputError("the numbers of synthetic slices must be ≥ 0")
     out = Path(out)
     work = Path(work_dir) if work_dir is not None else out / "training"
     if not resume and ((out / METADATA).exists() or (work / "latest.pt").exists()):
         raise InputError("already holds a model or a training run: pass --resume to continue it, or choose another --out", out)
 
+    policy = dict(intensity.DEFAULT)
     ctx = init_distributed(device)
     try:
         torch.manual_seed(seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
         net_def = N.network_def(preset, channels)
-        model = wrap_model(N.build(net_def), ctx)
+        network = N.build(net_def)
+        init = None
+        if init_from is not None:
+            init = _initial_weights(init_from, net_def, spacing_mm, policy)
+            network.load_state_dict(init["weights"])
+        model = wrap_model(network, ctx)
 
-        cases = load_cases(data, spacing_mm, layout, multiple_of=N.multiple_of(net_def), progress=scaled(progress, 0.0, 0.05))
-        train_cases, val_cases = split_cases(cases, val_fraction, seed)
+        images, classes, train_cases, val_cases = [], [], [], []
+        if data is not None:
+            cases = load_cases(data, spacing_mm, layout, multiple_of=N.multiple_of(net_def), policy=policy,
+                               progress=scaled(progress, 0.0, 0.03))
+            train_cases, val_cases = split_cases(cases, val_fraction, seed)
+            images, classes = slices_of(train_cases)
+        n_site = len(images)
+        if synth:
+            from ..synth import SynthRanges
+            from ..synth.bank import make_bank
+
+            ranges = SynthRanges(spacing_mm=spacing_mm)
+            bank = make_bank(synth, synth_seed, ranges, progress=scaled(progress, 0.03, 0.08))
+            more_images, more_classes = slices_of_bank(bank, policy)
+            images, classes = images + more_images, classes + more_classes
+            if not val_cases and synth_val:
+                val_cases = bank_cases(make_bank(synth_val, synth_seed + 1000, ranges), policy, N.multiple_of(net_def))
         if ctx.is_main:
-            log(f"train-seg: {len(train_cases)} training cases ({sum(len(c.images) for c in train_cases)} slices), "
+            log(f"train-seg: {n_site} site slices from {len(train_cases)} cases + {len(images) - n_site} synthetic slices, "
                 f"{len(val_cases)} validation cases, {spacing_mm} mm pixels, preset {preset}, device {ctx.device}"
+                + (f", initial weights from {init['source']}" if init else "")
                 + (f", {ctx.world_size} processes" if ctx.is_distributed else ""))
 
-        # slices beyond the apex have no heart: the pos/neg crop falls back to background crops, as intended
         warnings.filterwarnings("ignore", message="Num foregrounds 0")
-        transform = train_transforms(crop)
-        transform.set_random_state(seed + 1000 * ctx.rank)  # different augmentations per rank
-        dataset = slice_dataset(train_cases, transform)
+        dataset = CropDataset(images, classes, crop=crop, seed=seed + 1000 * ctx.rank)  # other crops per rank
         # drop a last partial batch (BatchNorm dislikes a batch of one) unless that is all there is
         loader = make_loader(dataset, ctx, batch_size=batch_size, shuffle=True, seed=seed, num_workers=workers,
-                             drop_last=len(dataset) > batch_size * ctx.world_size, collate_fn=collate)
+                             drop_last=len(dataset) > batch_size * ctx.world_size)
         if len(loader) == 0:
             raise InputError(f"fewer training slices than one batch of {batch_size}: lower --batch-size", data)
 
-        loss_fn = DiceCELoss(sigmoid=True, batch=True)
+        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr * 0.02)
 
@@ -131,12 +160,17 @@ def train_segmentation(
         my_val = val_cases[ctx.rank::ctx.world_size]
 
         def validate(m):
-            scores = [dice_score(predict_slices(m, c.images, batch_size=8, device=ctx.device) > 0.5, c.masks) for c in my_val]
+            scores = [dice(predict_classes(m, c.images, batch_size=8, device=ctx.device) > 0, c.classes > 0) for c in my_val]
             return (float(np.mean(scores)) if scores else 0.0, float(len(scores)))
 
+        settings = {"preset": preset, "spacing_mm": spacing_mm, "crop": crop, "batch_size": batch_size, "lr": lr,
+                    "epochs": epochs, "seed": seed, "val_fraction": val_fraction, "synth": synth, "synth_val": synth_val,
+                    "synth_seed": synth_seed, "init_from": init and init["source"], "steps_per_epoch": steps_per_epoch,
+                    "validate_every": validate_every}
+
         def metadata(val_dice, best_epoch, history, seconds=None):
-            return _metadata(net_def, preset, spacing_mm, crop, batch_size, lr, epochs, seed, val_fraction, train_cases,
-                             val_cases, val_dice, best_epoch, history, command, data, seconds)
+            return _metadata(net_def, settings, policy, train_cases, n_site, len(images) - n_site, val_cases, val_dice,
+                             best_epoch, history, command, data, seconds, init)
 
         def write_model(weights, val_dice, best_epoch, history, seconds=None):
             net = N.build(net_def)
@@ -151,13 +185,13 @@ def train_segmentation(
             config=FitConfig(epochs=epochs, checkpoint_dir=work, log_dir=work / "tensorboard", metric_name="val_dice",
                              resume=resume, max_steps_per_epoch=steps_per_epoch, validate_every=validate_every,
                              desc="train-seg"),
-            ctx=ctx, scheduler=scheduler, progress=scaled(progress, 0.05, 1.0), cancel=cancel, log=log,
+            ctx=ctx, scheduler=scheduler, progress=scaled(progress, 0.08, 1.0), cancel=cancel, log=log,
             on_best=lambda epoch, metric, weights: write_model(weights, metric, epoch, []),
         )
         seconds = time.perf_counter() - t0
         summary = {"model": str(out), "val_dice": result.best_metric, "best_epoch": None if result.best_epoch is None else result.best_epoch + 1,
-                   "epochs": result.epochs_done, "train_cases": len(train_cases), "val_cases": len(val_cases),
-                   "seconds_this_run": round(seconds, 1)}
+                   "epochs": result.epochs_done, "train_cases": len(train_cases), "synthetic_slices": len(images) - n_site,
+                   "val_cases": len(val_cases), "seconds_this_run": round(seconds, 1)}
         if ctx.is_main:
             write_model(result.best_weights, result.best_metric, result.best_epoch, result.history, seconds)
             (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -167,37 +201,66 @@ def train_segmentation(
         cleanup(ctx)
 
 
-def _metadata(net_def, preset, spacing_mm, crop, batch_size, lr, epochs, seed, val_fraction, train_cases, val_cases,
-              val_dice, best_epoch, history, command, data, seconds) -> dict:
+def _initial_weights(source, net_def: dict, spacing_mm: float, policy: dict) -> dict:
+    """Weights of an existing heart model for fine-tuning; InputError when it cannot start this network."""
+    from ..bundle import load_bundle
+    from ..model_zoo import resolve_model
+    from .infer import KIND
+
+    folder = resolve_model(source, KIND)
+    network, meta = load_bundle(folder, kind=KIND)
+    inp = meta["scarenhance"]["input"]
+    problems = []
+    if meta["network_def"] != net_def:
+        problems.append("its network differs from this run's (preset/--channels, or a single-output round-1 model)")
+    if abs(float(inp["spacing_mm"]) - spacing_mm) > 1e-6:
+        problems.append(f"it was trained at {inp['spacing_mm']} mm pixels, this run uses {spacing_mm}")
+    if intensity.policy_of(meta) != policy:
+        problems.append("it normalises intensities differently")
+    if problems:
+        raise InputError("cannot fine-tune from this model: " + "; ".join(problems), folder)
+    return {"weights": network.state_dict(), "source": f"{meta.get('name', Path(folder).name)} {meta.get('version', '')}".strip(),
+            "folder": str(folder), "weights_sha256": meta["scarenhance"]["weights_sha256"]}
+
+
+def _metadata(net_def, settings, policy, train_cases, n_site, n_synth, val_cases, val_dice, best_epoch, history,
+              command, data, seconds, init) -> dict:
     from .. import __version__
 
+    classes = ["background", "LV blood pool", "LV myocardium"]
     return {
         "version": MODEL_VERSION,
-        "name": "ScarEnhance heart ROI segmentation",
-        "task": "2D heart ROI segmentation (LV blood pool + myocardium + scar) of short-axis LGE MRI slices",
-        "description": "MONAI UNet, one input channel, one sigmoid output; run on whole slices resampled to the input spacing",
+        "name": "ScarEnhance heart segmentation",
+        "task": "2D LV blood pool and LV myocardium segmentation of short-axis LGE MRI slices; heart ROI = their union",
+        "description": "MONAI UNet, one input channel, softmax over background / LV blood pool / LV myocardium (scar included); "
+                       "run on whole slices resampled to the input spacing",
         "authors": "ScarEnhance",
         "network_data_format": {
             "inputs": {"image": {"type": "image", "format": "magnitude", "num_channels": 1, "spatial_shape": ["16*n", "16*n"],
                                  "dtype": "float32", "value_range": [0, 1], "is_patch_data": False}},
-            "outputs": {"pred": {"type": "image", "format": "logits", "num_channels": 1, "spatial_shape": ["16*n", "16*n"],
-                                 "dtype": "float32", "value_range": [], "is_patch_data": False}},
+            "outputs": {"pred": {"type": "image", "format": "logits", "num_channels": 3, "spatial_shape": ["16*n", "16*n"],
+                                 "dtype": "float32", "value_range": [], "is_patch_data": False,
+                                 "channel_def": {str(i): c for i, c in enumerate(classes)}}},
         },
         "scarenhance": {
             "kind": "heart-segmentation",
             "engine_version": __version__,
-            "preset": preset,
-            "input": {"spacing_mm": spacing_mm, "multiple_of": N.multiple_of(net_def), "intensity": INTENSITY_POLICY,
-                      "whole_slice": True, "training_crop": crop},
-            "output": {"activation": "sigmoid", "threshold": 0.5,
-                       "postprocess": "largest 3D component, holes filled per slice, optional in-plane dilation (mm)"},
-            "training": {"command": command, "data": str(data), "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                         "optimizer": "Adam, cosine decay", "loss": "DiceCELoss(sigmoid=True, batch=True)", "seed": seed,
-                         "val_fraction": val_fraction, "train_cases": len(train_cases),
-                         "val_case_names": [c.name for c in val_cases], "seconds": None if seconds is None else round(seconds, 1),
-                         "history": history},
+            "preset": settings["preset"],
+            "input": {"spacing_mm": settings["spacing_mm"], "multiple_of": N.multiple_of(net_def), "normalisation": policy,
+                      "intensity": "each slice min-max scaled to [0, 255] (paper §2.1), then the percentile normalisation "
+                                   "recorded in `normalisation` (segmentation/intensity.py) to [0, 1]",
+                      "whole_slice": True, "training_crop": settings["crop"]},
+            "output": {"activation": "softmax", "classes": classes,
+                       "postprocess": "argmax; heart ROI = blood ∪ myocardium; largest 3D component, holes filled per slice "
+                                      "(as blood pool), optional in-plane dilation (mm) of the ROI only"},
+            "training": {"command": command, "data": None if data is None else str(data),
+                         "synthetic_slices": n_synth, "site_slices": n_site, "settings": settings,
+                         "initialised_from": None if init is None else {k: init[k] for k in ("source", "weights_sha256")},
+                         "optimizer": "Adam, cosine decay", "loss": "DiceCELoss(to_onehot_y=True, softmax=True, batch=True)",
+                         "train_cases": len(train_cases), "val_case_names": [c.name for c in val_cases][:50],
+                         "seconds": None if seconds is None else round(seconds, 1), "history": history},
             "validation": {"dice": val_dice, "best_epoch": None if best_epoch is None else best_epoch + 1,
-                           "cases": len(val_cases), "metric": "mean per-case Dice of the heart ROI at the input spacing"},
+                           "cases": len(val_cases), "metric": "mean per-case Dice of the heart ROI (blood ∪ myocardium) at the model's pixel size"},
         },
     }
 

@@ -3,6 +3,7 @@
 - `loop.fit` / `FitConfig` / `FitResult`: the epoch loop (AMP, tqdm, TensorBoard, keep-best, resume).
 - `checkpoint`: atomic latest.pt / best.pt and their loading with clear errors.
 - `distributed`: torchrun / DistributedDataParallel helpers that degrade to one process.
+- `workers`: a random stream of its own for every DataLoader worker (make_loader installs it).
 """
 
 from .checkpoint import ResumeState, latest_checkpoint, load_checkpoint, save_checkpoint

@@ -19,6 +19,7 @@ Rules kept here so every trainer follows them:
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..device import resolve_device
+from .workers import seed_worker
 
 
 @dataclass(frozen=True)
@@ -132,14 +134,16 @@ def make_loader(
     """A DataLoader that shards `dataset` across ranks when distributed (batch_size is per rank).
 
     Shuffling is seeded (`seed`) so a run is reproducible; the loop calls ``sampler.set_epoch`` so the
-    order changes each epoch and equals on every rank's view of the permutation.
+    order changes each epoch and equals on every rank's view of the permutation. Worker processes get
+    random streams of their own (training.workers), also derived from `seed`.
     """
     sampler = None
     if ctx.is_distributed:
         sampler = DistributedSampler(
             dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle, seed=seed, drop_last=drop_last
         )
-    generator = torch.Generator().manual_seed(seed) if shuffle and sampler is None else None
+    # the generator shuffles (one process) and draws the workers' base seed (always)
+    generator = torch.Generator().manual_seed(seed)
     kwargs = {"collate_fn": collate_fn} if collate_fn is not None else {}
     return DataLoader(
         dataset,
@@ -149,6 +153,7 @@ def make_loader(
         num_workers=num_workers,
         drop_last=drop_last,
         generator=generator,
+        worker_init_fn=functools.partial(seed_worker, rank=ctx.rank) if num_workers > 0 else None,
         pin_memory=ctx.device.type == "cuda",
         persistent_workers=num_workers > 0,
         **kwargs,

@@ -1,0 +1,177 @@
+"""The randomized data engine: deterministic, labels aligned with the image, every effect real,
+the heart classes consistent, and the field of view in its documented range."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from scarenhance import labels as L
+from scarenhance.segmentation.data import CropDataset, slices_of_bank
+from scarenhance.segmentation.intensity import MINMAX, PERCENTILE, normalise, policy_of
+from scarenhance.synth import SynthRanges, synth_slice
+from scarenhance.synth import acquisition as A
+from scarenhance.synth import appearance
+from scarenhance.synth import structures as S
+from scarenhance.synth.bank import make_bank
+
+NO_EFFECTS = {name: 0.0 for name in A.EFFECTS}
+
+
+def test_a_seed_gives_the_same_slice_and_another_seed_another():
+    a, b, c = synth_slice(11), synth_slice(11), synth_slice(12)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.classes, b.classes) and a.info == b.info
+    assert a.image.shape != c.image.shape or not np.array_equal(a.image, c.image)
+
+
+def test_the_bank_is_the_same_whatever_the_number_of_processes():
+    one = make_bank(4, seed=3, processes=1)
+    assert all(np.array_equal(x, synth_slice([3, i]).image) for i, x in enumerate(one.images))
+
+
+def test_labels_and_image_are_aligned_pixel_for_pixel(monkeypatch):
+    """With a distinct flat intensity per structure and no effects, the image *is* the label map's lookup:
+    any shift between the two (from the pose, the warp or the partial-volume blend) would show."""
+    flat = np.arange(S.COUNT, dtype=float) / S.COUNT
+    monkeypatch.setattr(appearance, "sample_intensities", lambda rng, p: ("lge", flat.copy(), np.zeros(S.COUNT)))
+    ranges = SynthRanges(effects=NO_EFFECTS, partial_volume=0.0, warp_mm=(4.0, 5.0))
+    for seed in range(6):
+        s = synth_slice(seed, ranges)
+        assert np.allclose(s.image, flat[s.structures], atol=1e-6)
+        assert np.array_equal(s.canonical, S.to_canonical(s.structures))
+        assert np.array_equal(s.classes, L.heart_classes(s.canonical))
+
+
+def base_slice():
+    """A clean rendered slice with a heart, for testing each effect alone."""
+    ranges = SynthRanges(effects=NO_EFFECTS, partial_volume=0.0, heart_fraction=(0.1, 0.1))
+    for seed in range(50):
+        s = synth_slice(seed, ranges)
+        if (s.classes == 2).sum() > 50 and (s.classes == 1).sum() > 50:
+            return s
+    raise AssertionError("no slice with a heart in 50 seeds")
+
+
+@pytest.mark.parametrize("name", list(A.EFFECTS))
+def test_every_configured_effect_changes_the_image(name):
+    s = base_slice()
+    ranges = A.AcquisitionRanges()
+    _, effect = A.EFFECTS[name]
+    changed = 0
+    for seed in range(3):  # an effect may be mild in one draw; it must act in most
+        out, classes = effect(s.image.copy(), s.classes.copy(), np.random.default_rng(seed), ranges)
+        assert out.shape == s.image.shape and classes.shape == s.classes.shape and out.dtype == np.float32
+        changed += float(np.abs(out - s.image).max()) > 1e-3
+        if name in ("zero_masks", "dropout"):  # blanked pixels are exactly 0 and lose their heart labels
+            blanked = (out == 0) & (s.image != 0)
+            assert not classes[blanked].any()
+            assert np.array_equal(classes[~blanked], s.classes[~blanked])
+        else:
+            assert np.array_equal(classes, s.classes)
+    assert changed >= 2, f"{name} left the image unchanged"
+
+
+def test_quantisation_gives_integers_and_zero_masks_exact_zeros():
+    s = base_slice()
+    q, _ = A.quantise(s.image, s.classes, np.random.default_rng(0), A.AcquisitionRanges())
+    assert np.array_equal(q, np.rint(q)) and q.min() >= 0
+    z, _ = A.zero_masks(s.image + 1.0, s.classes, np.random.default_rng(1), A.AcquisitionRanges())
+    assert (z == 0).any()
+
+
+def test_heart_fraction_and_sizes_stay_in_their_ranges():
+    ranges = SynthRanges()
+    fractions, diameters = [], []
+    for seed in range(40):
+        s = synth_slice(seed, ranges)
+        if 0.0 <= s.info["level"] <= 0.6 and s.info["shape"][0] < ranges.max_side_px and s.info["shape"][1] < ranges.max_side_px:
+            fractions.append(((s.structures >= S.LV_MYOCARDIUM) & (s.structures <= S.TRABECULAE)).mean())
+        diameters.append(s.info["lv_diameter_mm"])
+    assert 0.005 < min(fractions) and max(fractions) < 0.45, (min(fractions), max(fractions))
+    assert max(diameters) <= ranges.heart_mm[1] + 1e-6
+
+
+def test_crops_keep_image_and_labels_together():
+    """Feed the class map itself as the image: after crop, quarter turn and flip, the two must still agree."""
+    classes = [synth_slice(s).classes for s in range(4)]
+    images = [c.astype(np.float32) / 2 for c in classes]
+    ds = CropDataset(images, classes, crop=64, seed=0)
+    ds._intensity = []  # no intensity change: the test compares values
+    for i in range(len(ds)):
+        for _ in range(3):
+            item = ds[i]
+            assert item["image"].shape == (1, 64, 64) and item["label"].shape == (1, 64, 64)
+            assert np.array_equal((item["image"].numpy() * 2).round().astype(np.int64), item["label"].numpy())
+
+
+def test_crop_streams_differ_per_draw_and_repeat_per_seed():
+    bank = make_bank(3, seed=5, processes=1)
+    images, classes = slices_of_bank(bank)
+    a, b = CropDataset(images, classes, 64, seed=1), CropDataset(images, classes, 64, seed=1)
+    first, again = a[0]["image"], a[0]["image"]
+    assert not np.array_equal(first, again)  # a second draw of an index is a new crop
+    assert np.array_equal(first, b[0]["image"])  # the same seed replays the same sequence
+
+
+def test_percentile_normalisation_ignores_one_bright_pixel_and_the_masked_zeros():
+    rng = np.random.default_rng(0)
+    s = np.zeros((1, 64, 64), np.float32)
+    s[0, 8:56, 8:56] = rng.uniform(10, 50, (48, 48))  # tissue; the border is a registration mask at 0
+    bright = s.copy()
+    bright[0, 30, 30] = 5000.0
+    a, b = normalise(s, PERCENTILE), normalise(bright, PERCENTILE)
+    inside = np.ones((64, 64), bool)
+    inside[30, 30] = False
+    assert np.abs(a[0][inside] - b[0][inside]).max() < 0.02
+    assert b.max() == 1.0 and b.min() == 0.0
+    # min-max collapses the tissue under the outlier
+    assert normalise(bright, MINMAX)[0, 8:56, 8:56].mean() < 0.01
+    assert policy_of({"scarenhance": {"input": {}}}) == MINMAX  # a round-1 model folder
+    assert policy_of({"scarenhance": {"input": {"normalisation": PERCENTILE}}}) == PERCENTILE
+
+
+def test_wider_ranges_are_accepted_for_unseen_families():
+    wide = dataclasses.replace(SynthRanges(), heart_mm=(30.0, 40.0), heart_fraction=(0.005, 0.01),
+                               acquisition=dataclasses.replace(A.AcquisitionRanges(), pixel_mm=(2.6, 3.2)))
+    s = synth_slice(1, wide)
+    assert s.info["lv_diameter_mm"] <= 40.0 + 1e-6
+
+
+def test_randomized_rois_cover_dilation_erosion_and_irregular_outlines_deterministically():
+    from scarenhance.diffusion.roi_randomization import randomized_roi, randomized_roi_volume
+
+    canonical = np.zeros((80, 80), np.uint8)
+    yy, xx = np.mgrid[:80, :80]
+    r = np.hypot(yy - 40, xx - 40)
+    canonical[r < 20] = L.MYOCARDIUM
+    canonical[r < 12] = L.BLOOD
+    heart = r < 20
+    sizes = [randomized_roi(canonical, (1.0, 1.0), np.random.default_rng(s)).sum() for s in range(40)]
+    assert min(sizes) < heart.sum() < max(sizes)  # eroded and dilated ROIs both occur
+    assert max(sizes) <= (r <= 30.5).sum()  # never beyond 10 mm
+    assert len(set(sizes)) > 10
+    assert not randomized_roi(np.zeros((8, 8), np.uint8), (1.0, 1.0), np.random.default_rng(0)).any()
+    volume = np.stack([canonical] * 3)
+    a = randomized_roi_volume(volume, (8.0, 1.0, 1.0), 0, seed=1, name="Case_001")
+    assert np.array_equal(a, randomized_roi_volume(volume, (8.0, 1.0, 1.0), 0, seed=1, name="Case_001"))
+    assert not np.array_equal(a, randomized_roi_volume(volume, (8.0, 1.0, 1.0), 0, seed=1, name="Case_002"))
+
+
+def test_synth_cases_are_written_in_the_emidec_layout_and_read_back(tmp_path):
+    from scarenhance import datasets
+    from scarenhance.synth.write import write_synth_cases
+
+    folders = write_synth_cases(tmp_path / "s", 2, seed=3, ranges=SynthRanges(max_side_px=96))
+    case = datasets.load_case(tmp_path / "s", folders[0].name)
+    assert datasets.detect_layout(tmp_path / "s") == "emidec"
+    assert set(np.unique(sitk_array(case.labels))) <= {L.BACKGROUND, L.BLOOD, L.MYOCARDIUM, L.SCAR}
+    with pytest.raises(Exception, match="already exists"):
+        write_synth_cases(tmp_path / "s", 2, seed=3)
+
+
+def sitk_array(image):
+    import SimpleITK as sitk
+
+    return sitk.GetArrayFromImage(image)

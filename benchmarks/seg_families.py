@@ -1,0 +1,102 @@
+"""Heart-model robustness across data families that no shipped model trained on (evaluation/families.py):
+Dice of the heart ROI (blood ∪ myocardium), and of the LV myocardium and blood pool classes, per family,
+against the family's ground truth, with the plausibility check's verdicts. The worst family is the headline.
+
+    .venv/bin/python benchmarks/seg_families.py [--model DIR|ID] [--cases 12] [--seed 9001]
+        [--families phantom,phantom-real-lge,synth-unseen] [--threads 2] [--json benchmarks/results/seg_families.json]
+
+Prints a table per family (mean ± SD, min, cases below 0.5, flagged as implausible) and writes JSON
+(repository-relative model path, no machine paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "ScarEnhance"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from scarenhance import labels as L  # noqa: E402
+from scarenhance.evaluation.families import FAMILIES, family_cases  # noqa: E402
+from scarenhance.segmentation import load_segmentation_model, segment  # noqa: E402
+from scarenhance.evaluation.metrics import dice  # noqa: E402
+from repo_paths import repo_relative  # noqa: E402
+
+
+def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
+    rows = []
+    for case in family_cases(family, cases, seed):
+        tic = time.perf_counter()
+        result = segment(case.image, model=model, device=str(model.device))
+        seconds = time.perf_counter() - tic
+        roi = sitk.GetArrayFromImage(result.roi) > 0
+        truth = L.heart_classes(case.labels)
+        row = {"case": case.name, "size": list(case.image.GetSize()), "spacing": [round(s, 3) for s in case.image.GetSpacing()],
+               "dice_heart": dice(roi, truth > 0), "plausible": result.report.plausible,
+               "warnings": result.report.warnings, "seconds": round(seconds, 2)}
+        if result.labels is not None:
+            labels = sitk.GetArrayFromImage(result.labels)
+            row["dice_myocardium"] = dice(labels == L.CLASS_MYOCARDIUM, truth == L.CLASS_MYOCARDIUM)
+            row["dice_blood"] = dice(labels == L.CLASS_BLOOD, truth == L.CLASS_BLOOD)
+        rows.append(row)
+        print(f"  {case.name:<18} {str(row['size']):>16} {row['spacing'][0]:>5.2f} mm  Dice heart {row['dice_heart']:.3f}"
+              + (f"  myo {row['dice_myocardium']:.3f}  blood {row['dice_blood']:.3f}" if "dice_myocardium" in row else "")
+              + ("" if row["plausible"] else "  FLAGGED: " + "; ".join(row["warnings"])), flush=True)
+    d = np.array([r["dice_heart"] for r in rows])
+    summary = {"family": family, "cases": len(rows), "mean_dice_heart": float(d.mean()), "sd_dice_heart": float(d.std()),
+               "min_dice_heart": float(d.min()), "below_0_5": int((d < 0.5).sum()),
+               "flagged": int(sum(not r["plausible"] for r in rows)),
+               "flagged_below_0_5": int(sum((not r["plausible"]) for r in rows if r["dice_heart"] < 0.5)),
+               "rows": rows}
+    for key in ("dice_myocardium", "dice_blood"):
+        if all(key in r for r in rows):
+            summary[f"mean_{key}"] = float(np.mean([r[key] for r in rows]))
+    return summary
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="heart model folder or registry id (default: the shipped one)")
+    ap.add_argument("--cases", type=int, default=12, help="cases per family")
+    ap.add_argument("--seed", type=int, default=9001, help="family seed (no training used these cases)")
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", default="benchmarks/results/seg_families.json")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_segmentation_model(args.model, "cpu")
+    print(f"model {model.metadata.get('name')} {model.metadata.get('version')} ({repo_relative(model.path)})")
+    results = []
+    for family in args.families.split(","):
+        print(f"family {family}:")
+        results.append(evaluate_family(model, family, args.cases, args.seed))
+    print(f"\n{'family':<18} {'cases':>5} {'Dice heart':>14} {'min':>6} {'<0.5':>5} {'myo':>6} {'blood':>6} {'flagged':>8}")
+    for r in results:
+        print(f"{r['family']:<18} {r['cases']:>5} {r['mean_dice_heart']:>7.3f} ± {r['sd_dice_heart']:.3f} {r['min_dice_heart']:>6.3f} "
+              f"{r['below_0_5']:>5} {r.get('mean_dice_myocardium', float('nan')):>6.3f} {r.get('mean_dice_blood', float('nan')):>6.3f} "
+              f"{r['flagged']:>8}")
+    worst = min(results, key=lambda r: r["mean_dice_heart"])
+    print(f"worst family: {worst['family']} (mean heart Dice {worst['mean_dice_heart']:.3f}, min {worst['min_dice_heart']:.3f})")
+    out = {"benchmark": "seg_families", "model": repo_relative(model.path), "model_version": model.metadata.get("version"),
+           "seed": args.seed, "cases_per_family": args.cases, "threads": torch.get_num_threads(),
+           "platform": platform.platform(), "worst_family": worst["family"], "families": results}
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
