@@ -3,9 +3,10 @@ models in a user folder (a site's own, imported or downloaded). Every model is c
 SHA-256 before use: a shipped model's whole folder (configs and weights, `scarenhance.bundle.folder_digest`)
 against the registry, and the weights against the folder's own metadata.
 
-Listing and checking read JSON and hash a file, nothing more, so the panel fills its model lists before
-the first-use install has put torch into Slicer's Python. Copying a folder in and downloading go through
-`scarenhance.model_zoo.fetch_model`, imported only then (its module imports torch).
+Listing and checking read JSON and hash files, nothing more (scarenhance.bundle and model_zoo import no
+torch), so the panel fills its model lists before the first-use install has put torch into Slicer's
+Python. Copying a folder in and downloading go through `scarenhance.model_zoo.fetch_model`, which checks
+the folder's configs (data only) and weights before anything is kept.
 """
 
 from __future__ import annotations

@@ -63,10 +63,8 @@ def main(argv: "list[str] | None" = None) -> int:
         set_cli_mode(args.progress)
         command = importlib.import_module(f"scarenhance.commands.{args._module}")
         return int(command.run(args) or 0)
-    except Cancelled as e:
-        return _fail(args, f"{e}", 130)
     except ScarEnhanceError as e:
-        return _fail(args, f"error: {e}", 2)
+        return _fail(args, f"error: {e}", 2 if not isinstance(e, Cancelled) else 130)
     except KeyboardInterrupt:
         return _fail(args, "interrupted", 130)
     except OSError as e:  # a file the engine could not read or write, named by the OS

@@ -88,7 +88,8 @@ def read_image(path: "str | Path") -> sitk.Image:
 def check_output(path: "str | Path", overwrite: bool = False, image: bool = True) -> Path:
     """Refuse an output path that write_image would refuse, before any work: an unknown format, a
     folder, a symbolic link, an existing file (unless `overwrite`), a parent that is a file or cannot
-    be written. Nothing is created. image=False: a report (JSON), any extension."""
+    be written. `image=False` for other outputs (a JSON report): every check but the format. Nothing
+    is created."""
     path = Path(path)
     ext = image_extension(path)
     if image and ext not in WRITE_EXTENSIONS:

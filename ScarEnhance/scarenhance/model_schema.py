@@ -152,13 +152,10 @@ def _boolean(v) -> Optional[str]:
     return None if isinstance(v, bool) else "must be true or false"
 
 
-def _exactly(value) -> Check:
-    return lambda v: None if v == value and type(v) is type(value) else f"must be {value!r} (what the engine feeds and reads)"
+def _exactly(*values) -> Check:
+    return lambda v: None if any(v == x and type(v) is type(x) for x in values) else \
+        f"must be {' or '.join(map(repr, values))} (what the engine feeds and reads)"
 
-
-def _one_of(*values) -> Check:
-    return lambda v: None if any(v == x and type(v) is type(x) for x in values) else (
-        f"must be one of {', '.join(map(repr, values))} (what the engine reads)")
 
 
 _width = _integer(1, 4096)
@@ -169,7 +166,7 @@ _kernel = _either(_integer(1, 7), _list_of(_integer(1, 7), 2, 2, "integers from 
 UNET = {
     "spatial_dims": _exactly(2),
     "in_channels": _exactly(1),
-    "out_channels": _one_of(1, 3),  # 1: round-1 heart ROI (sigmoid); 3: background, LV blood pool, LV myocardium
+    "out_channels": _exactly(1, 3),  # a heart ROI (round-1 models), or background / blood pool / myocardium
     "channels": _widths,
     "strides": _list_of(_integer(1, 4), 1, 7, "integers from 1 to 4"),
     "kernel_size": _kernel,

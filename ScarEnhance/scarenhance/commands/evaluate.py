@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..datasets import list_cases
+
+    if args.data:  # a missing or empty data set fails fast, before torch and MONAI load
+        list_cases(args.data, args.layout)
     from ..evaluation.models import ModelPair
     from ..evaluation.report import EvalSettings, evaluate_dataset
     from ..progress import cli_progress, echo

@@ -33,9 +33,10 @@ def run(args) -> int:
     from ..io import check_output, read_image, write_image
     from ..progress import cli_progress, echo
 
-    outputs = [Path(p) for p in (args.output, args.labels_output, args.report) if p]
+    images = [Path(p) for p in (args.output, args.labels_output) if p]
+    outputs = images + ([Path(args.report)] if args.report else [])
     for path in outputs:  # refuse before the work, not after
-        check_output(path, overwrite=args.overwrite, image=str(path) != str(args.report))
+        check_output(path, overwrite=args.overwrite, image=path in images)
         if path.resolve() == Path(args.input).resolve():
             raise InputError("the output must not be the input", path)
     if len({p.resolve() for p in outputs}) != len(outputs):

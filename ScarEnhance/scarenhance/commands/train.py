@@ -31,6 +31,10 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
+    from ..datasets import list_cases
+
+    if args.data and not args.show_settings:  # a missing or empty data set fails fast, before torch and MONAI load
+        list_cases(args.data, args.layout)
     from ..pipeline import PipelineOptions, parse_overrides, resolved_settings, run_pipeline
     from ..progress import cli_progress, echo
 

@@ -56,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..datasets import list_cases
+
+    if args.data:  # a missing or empty data set fails fast, before torch and MONAI load
+        list_cases(args.data, args.layout)
     from ..diffusion.train import DiffusionTrainConfig, train_diffusion
     from ..progress import cli_progress
 
