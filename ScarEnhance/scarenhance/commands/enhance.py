@@ -57,11 +57,13 @@ def run(args) -> int:
     checks = [(lambda: roi_on_image_grid(roi, image), args.roi)]
     if labels is not None:
         checks.append((lambda: _myocardium_from_labels(labels, image), args.labels))
+    checked = []
     for check, path in checks:
         try:
-            check()
+            checked.append(check())
         except InputError as e:  # name the file the problem is in
             raise InputError(e.problem, path) from None
+    inside, myocardium = checked[0], (checked[1] if labels is not None else None)
 
     from ..diffusion import enhance_scar, load_diffusion_model
     from ..diffusion.safety import assess_enhancement
@@ -71,8 +73,9 @@ def run(args) -> int:
     mean, std = enhance_scar(image, roi, model=model, lam=args.lam, k=args.k, steps=args.steps, seed=args.seed,
                              device=args.device, progress=cli_progress)
     seconds = time.perf_counter() - tic
-    myocardium = _myocardium_from_labels(labels, image) if labels is not None else _myocardium_from_model(image)
-    report = assess_enhancement(image, mean, std, myocardium & roi_on_image_grid(roi, image)) if myocardium is not None else None
+    if myocardium is None:
+        myocardium = _myocardium_from_model(image)
+    report = assess_enhancement(image, mean, std, myocardium & inside) if myocardium is not None else None
     write_image(mean, args.output, overwrite=args.overwrite)
     if args.std_output:
         write_image(std, args.std_output, overwrite=args.overwrite)
