@@ -155,7 +155,8 @@ def test_a_segmentation_model_is_refused(tmp_path, net):
         load_diffusion_model(folder)
 
 
-def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_path, model_dir, capsys):
+def test_cli_writes_both_outputs_reports_progress_and_refuses_to_overwrite(tmp_path, model_dir, capsys, monkeypatch):
+    monkeypatch.setenv("SCARENHANCE_PROGRESS", "lines")  # what the Slicer runner sets
     image, roi = _case()
     sitk.WriteImage(image, str(tmp_path / "lge.nii.gz"))
     sitk.WriteImage(roi, str(tmp_path / "roi.nii.gz"))

@@ -12,7 +12,6 @@ Prints a table per family (mean ± SD, min, cases below 0.5, flagged as implausi
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -30,7 +29,7 @@ from scarenhance import labels as L  # noqa: E402
 from scarenhance.evaluation.families import FAMILIES, family_cases  # noqa: E402
 from scarenhance.segmentation import load_segmentation_model, segment  # noqa: E402
 from scarenhance.evaluation.metrics import dice  # noqa: E402
-from repo_paths import repo_relative  # noqa: E402
+from repo_paths import repo_relative, write_result  # noqa: E402
 
 
 def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
@@ -91,10 +90,7 @@ def main(argv=None) -> int:
     out = {"benchmark": "seg_families", "model": repo_relative(model.path), "model_version": model.metadata.get("version"),
            "seed": args.seed, "cases_per_family": args.cases, "threads": torch.get_num_threads(),
            "platform": platform.platform(), "worst_family": worst["family"], "families": results}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_result(args.json, out)
     return 0
 
 

@@ -6,7 +6,11 @@
 Slicer's and CTK's widget classes do not exist outside Slicer, so for the picture only they are drawn
 as plain Qt look-alikes (ctkCollapsibleButton → QGroupBox, qMRMLNodeComboBox and
 qMRMLSegmentSelectorWidget → QComboBox, qMRMLWidget → QWidget). Left: after a run; right: while
-Enhance scar runs (its button reads Cancel). The texts in the selectors and status lines are examples.
+Enhance scar runs (its button reads Cancel). The picture is labelled as a drawing of the layout, and
+every text in it is one the code writes: the shipped models' list labels (ModelRegistry.label), the
+panel's status lines (PanelController), a device line (EngineJob.describeDevice, as on a computer
+without a CUDA GPU) and a progress message of the engine's sampler. The verdict line, which holds the
+engine's own summary after a run, is left out.
 """
 import os
 import sys
@@ -17,7 +21,13 @@ from PySide6.QtWidgets import QApplication, QComboBox, QGroupBox, QLabel, QPushB
 from PySide6.QtUiTools import QUiLoader
 from PySide6.QtGui import QFont
 
-ui = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ScarEnhance", "Resources", "UI", "ScarEnhance.ui")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ui = os.path.join(HERE, "..", "..", "ScarEnhance", "Resources", "UI", "ScarEnhance.ui")
+sys.path.insert(0, os.path.join(HERE, "..", "..", "ScarEnhance"))
+from ScarEnhanceLib.EngineJob import describeDevice  # noqa: E402  (the texts the code writes)
+from ScarEnhanceLib.ModelRegistry import SHIPPED_REGISTRY, ModelRegistry  # noqa: E402
+
+MODELS = {m.kind: m.label for m in ModelRegistry(userDir="/nonexistent", shippedRegistry=SHIPPED_REGISTRY).models() if m.shipped}
 tree = ET.parse(ui)
 root = tree.getroot()
 for cw in root.findall("customwidgets"):
@@ -48,9 +58,10 @@ def build(running):
     w = QUiLoader().load(buf)
     def find(t, n): return w.findChild(t, n)
     find(QComboBox, "inputVolumeSelector").addItem("LGE phantom")
-    find(QComboBox, "segmentationModelComboBox").addItem("heart-unet-demo 1.0 (demo)")
-    find(QComboBox, "diffusionModelComboBox").addItem("scar-ddpm-demo 1.0 (demo)")
-    find(QComboBox, "roiSegmentSelector").addItem("LGE phantom heart  ›  Heart")
+    find(QComboBox, "segmentationModelComboBox").addItem(MODELS["heart-segmentation"])
+    find(QComboBox, "diffusionModelComboBox").addItem(MODELS["scar-diffusion"])
+    find(QComboBox, "roiSegmentSelector").addItem("LGE phantom heart  ›  Heart ROI")
+    find(QLabel, "verdictLabel").hide()
     find(QComboBox, "outputVolumeSelector").addItem("Create new volume")
     find(QComboBox, "deviceComboBox").addItems(["auto", "cpu", "cuda"])
     box = find(QGroupBox, "segmentEditorGroupBox"); box.setTitle("▸ Correct the ROI here (Segment Editor)"); box.setFlat(True); box.setMaximumHeight(22)
@@ -61,11 +72,11 @@ def build(running):
         for n in ("inputsCollapsibleButton", "roiCollapsibleButton", "advancedCollapsibleButton"):
             find(QGroupBox, n).setEnabled(False)
         bar.setValue(420)
-        find(QLabel, "statusLabel").setText("Enhance scar: slice 3/8, step 60/250 · 1 min 20 s left")
+        find(QLabel, "statusLabel").setText("Enhance scar: reverse step 60/250 of samples 1-8 of 40 · 1 min 20 s left")
     else:
         bar.hide()
-        find(QLabel, "statusLabel").setText('Added "LGE phantom enhanced". Drag the slice views\' foreground fader to compare with the original.')
-        find(QLabel, "deviceStatusLabel").setText("Ran on the GPU (CUDA).")
+        find(QLabel, "statusLabel").setText('Added "LGE phantom enhanced" in 2 min 05 s. Drag the slice views\' foreground fader to compare with the original.')
+        find(QLabel, "deviceStatusLabel").setText(describeDevice("auto", ["fake enhance on cpu"], fellBack=False))
     w.setFixedWidth(380)
     w.adjustSize()
     w.show(); app.processEvents()
@@ -74,10 +85,14 @@ def build(running):
 from PySide6.QtGui import QPixmap, QPainter, QColor
 left, right = build(False), build(True)
 h = max(left.sizeHint().height(), right.sizeHint().height()) - 30
-out = QPixmap(380 * 2 + 24, h); out.fill(QColor("#efefef"))
+CAPTION = 28
+out = QPixmap(380 * 2 + 24, h + CAPTION); out.fill(QColor("#efefef"))
 painter = QPainter(out)
-painter.drawPixmap(0, 0, left.grab())
-painter.drawPixmap(380 + 24, 0, right.grab())
+painter.drawPixmap(0, CAPTION, left.grab())
+painter.drawPixmap(380 + 24, CAPTION, right.grab())
+painter.setPen(QColor("#7a1f1f"))
+painter.drawText(8, 18, "Drawing of the panel layout (ScarEnhance.ui outside Slicer), not a screenshot of Slicer. "
+                 "Left: after a run; right: running.")
 painter.end()
 out.save(sys.argv[1])
 print(out.width(), out.height())

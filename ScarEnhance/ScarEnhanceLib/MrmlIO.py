@@ -14,14 +14,21 @@ from vtk.util import numpy_support
 
 import slicer
 
-HEART_SEGMENT_NAME = "Heart"
+HEART_SEGMENT_NAME = "Heart ROI"  # the segment Enhance scar uses
+BLOOD_POOL_SEGMENT_NAME = "LV blood pool"
+MYOCARDIUM_SEGMENT_NAME = "LV myocardium"  # scar counted as myocardium
+# Values in the engine's labels file (`scarenhance segment --labels-output`, `enhance --labels`).
+LABEL_VALUES = {BLOOD_POOL_SEGMENT_NAME: 1, MYOCARDIUM_SEGMENT_NAME: 2}
 # 3D Slicer General Anatomy list: SNOMED CT "Anatomical Structure" / "Heart", with its recommended colour.
+# (That list and the DICOM master list have no code for the LV cavity or the LV myocardium: those two
+# segments carry their names and colours only.)
 HEART_TERMINOLOGY = (
     "Segmentation category and type - 3D Slicer General Anatomy list"
     "~SCT^123037004^Anatomical Structure~SCT^80891009^Heart~^^"
     "~Anatomic codes - DICOM master list~^^~^^"
 )
 HEART_COLOR = (206 / 255, 110 / 255, 84 / 255)
+SEGMENT_COLORS = {BLOOD_POOL_SEGMENT_NAME: (0.85, 0.25, 0.25), MYOCARDIUM_SEGMENT_NAME: (0.55, 0.35, 0.75)}
 GEOMETRY_TOLERANCE = 1e-4  # mm; NRRD stores doubles as text, a round trip is exact to ~1e-12
 
 
@@ -42,18 +49,32 @@ def writeVolume(volumeNode, path: str) -> None:
         raise OSError(f"could not write {volumeNode.GetName()} to {path}")
 
 
+def orientedImageFromVolume(volumeNode, transformNode=None):
+    """The volume's grid as a vtkOrientedImageData owned by Python. Slicer's
+    CreateOrientedImageDataFromVolumeNode returns a new object the caller owns (Slicer's own Python
+    calls UnRegister(None) on it): without that, one volume-sized image leaks per call."""
+    image = slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(volumeNode, transformNode)
+    if image is None:
+        raise RuntimeError(f"could not read the voxel grid of {volumeNode.GetName()}")
+    image.UnRegister(None)
+    return image
+
+
 def segmentMask(segmentationNode, segmentId: str, referenceVolumeNode) -> np.ndarray:
     """(K, J, I) uint8 0/1 array of one segment on the reference volume's voxel grid, as it is now
     (after any editing). Works on a copy: the segmentation is not touched and no node is added."""
     segmentation = segmentationNode.GetSegmentation()
-    if not segmentId or segmentation.GetSegment(segmentId) is None:
+    segment = segmentation.GetSegment(segmentId) if segmentId else None
+    if segment is None:
         raise ValueError(f"segmentation {segmentationNode.GetName()!r} has no segment {segmentId!r}")
     segmentImage = slicer.vtkOrientedImageData()
-    # Only this segment's voxels (value 1), even when segments share one labelmap layer.
-    segmentationNode.GetBinaryLabelmapRepresentation(segmentId, segmentImage)
+    # Only this segment's voxels (value 1), even when segments share one labelmap layer. False when the
+    # segmentation holds no binary labelmap (e.g. only closed surfaces imported from a model file).
+    if not segmentationNode.GetBinaryLabelmapRepresentation(segmentId, segmentImage):
+        raise ValueError(f"segment {segment.GetName()!r} of {segmentationNode.GetName()!r} has no binary labelmap "
+                         "(Segmentations module → Representations → Binary labelmap → Create), so it cannot be the ROI")
     # The reference grid expressed in the segmentation's own frame, so parent transforms line up.
-    reference = slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(
-        referenceVolumeNode, segmentationNode.GetParentTransformNode())
+    reference = orientedImageFromVolume(referenceVolumeNode, segmentationNode.GetParentTransformNode())
     resampled = slicer.vtkOrientedImageData()
     if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(segmentImage, reference, resampled, False, False):
         raise RuntimeError(f"could not resample segment {segmentId!r} onto {referenceVolumeNode.GetName()}")
@@ -64,8 +85,23 @@ def segmentMask(segmentationNode, segmentId: str, referenceVolumeNode) -> np.nda
     return (numpy_support.vtk_to_numpy(scalars).reshape(dims[::-1]) > 0).astype(np.uint8)
 
 
+def labelsForEngine(segmentationNode, referenceVolumeNode) -> "np.ndarray | None":
+    """The "LV blood pool" (1) and "LV myocardium" (2) segments as one (K, J, I) uint8 labelmap on the
+    reference grid, for `scarenhance enhance --labels`; None unless both segments exist (the engine then
+    segments the myocardium itself). Where the two overlap after editing, myocardium wins."""
+    segmentation = segmentationNode.GetSegmentation()
+    ids = {name: segmentation.GetSegmentIdBySegmentName(name) for name in LABEL_VALUES}
+    if not all(ids.values()):
+        return None
+    labels = np.zeros(referenceVolumeNode.GetImageData().GetDimensions()[::-1], np.uint8)
+    for name, value in LABEL_VALUES.items():  # blood pool first, so myocardium overwrites
+        labels[segmentMask(segmentationNode, ids[name], referenceVolumeNode) > 0] = value
+    return labels
+
+
 def writeMask(mask: np.ndarray, referenceVolumeNode, path: str) -> None:
-    """A (K, J, I) 0/1 array to a labelmap file with the reference volume's geometry."""
+    """A (K, J, I) uint8 array (a 0/1 mask or 0/1/2 labels) to a labelmap file with the reference
+    volume's geometry."""
     labelmap = slicer.vtkMRMLLabelMapVolumeNode()  # not added to the scene
     labelmap.CopyOrientation(referenceVolumeNode)
     image = vtk.vtkImageData()
@@ -145,27 +181,68 @@ def addResultVolume(loaded, referenceVolumeNode, name: str, matchWindowLevel: bo
     return node
 
 
-def addHeartSegmentation(maskPath: str, referenceVolumeNode, name: str):
-    """A new segmentation node with one "Heart" segment (standard terminology and colour) from the
-    engine's mask, reference geometry = the input volume, placed under the input in the subject hierarchy."""
-    mask = readVolumeLike(maskPath, referenceVolumeNode, "vtkMRMLLabelMapVolumeNode")
-    dims = mask.GetImageData().GetDimensions()
-    values = numpy_support.vtk_to_numpy(mask.GetImageData().GetPointData().GetScalars()).reshape(dims[::-1])
+def _readLabelValues(path: str, referenceVolumeNode) -> np.ndarray:
+    """(K, J, I) integer voxels of an engine labelmap on the reference grid (checked by readVolumeLike)."""
+    node = readVolumeLike(path, referenceVolumeNode, "vtkMRMLLabelMapVolumeNode")
+    dims = node.GetImageData().GetDimensions()
+    return numpy_support.vtk_to_numpy(node.GetImageData().GetPointData().GetScalars()).reshape(dims[::-1])
+
+
+def _orientedBinary(values: np.ndarray, referenceVolumeNode):
     binary = vtk.vtkImageData()
-    binary.SetDimensions(dims)
+    binary.SetDimensions(values.shape[::-1])
     binary.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
-    numpy_support.vtk_to_numpy(binary.GetPointData().GetScalars())[:] = (values > 0).ravel()
+    numpy_support.vtk_to_numpy(binary.GetPointData().GetScalars())[:] = values.astype(np.uint8).ravel()
     oriented = slicer.vtkOrientedImageData()
     oriented.ShallowCopy(binary)
     oriented.SetImageToWorldMatrix(ijkToRas(referenceVolumeNode))
+    return oriented
 
-    segmentationNode = slicer.vtkMRMLSegmentationNode()
-    _placeInScene(segmentationNode, referenceVolumeNode, name, parentIsReference=True)
-    segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(referenceVolumeNode)
-    segmentationNode.CreateDefaultDisplayNodes()
-    segmentId = segmentationNode.AddSegmentFromBinaryLabelmapRepresentation(oriented, HEART_SEGMENT_NAME, HEART_COLOR)
-    segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
-    segment.SetTerminology(HEART_TERMINOLOGY)
-    # A smooth surface in 3D views; the binary labelmap stays the source the Segment Editor edits.
-    segmentationNode.CreateClosedSurfaceRepresentation()
-    return segmentationNode, segmentId
+
+def addHeartSegmentation(roiPath: str, labelsPath: str, referenceVolumeNode, name: str):
+    """A new segmentation node from `scarenhance segment`'s files: "Heart ROI" (the ROI for Enhance
+    scar, standard terminology and colour) from the ROI mask, "LV blood pool" and "LV myocardium" from
+    the labels (1, 2). Geometry = the input volume; placed under the input in the subject hierarchy.
+    Returns (node, Heart ROI segment id). Every file is read and every segment built before the node
+    enters the scene, and a failure after that removes it again: no orphan segmentation stays behind."""
+    roi = _readLabelValues(roiPath, referenceVolumeNode) > 0
+    labels = _readLabelValues(labelsPath, referenceVolumeNode)
+    unexpected = sorted(set(np.unique(labels).tolist()) - {0, *LABEL_VALUES.values()})
+    if unexpected:
+        raise ValueError(f"{labelsPath}: labels must be 0, 1 (LV blood pool) or 2 (LV myocardium); found {unexpected}")
+
+    segmentationNode = slicer.vtkMRMLSegmentationNode()  # not in the scene yet
+    heartId = segmentationNode.AddSegmentFromBinaryLabelmapRepresentation(_orientedBinary(roi, referenceVolumeNode), HEART_SEGMENT_NAME, HEART_COLOR)
+    for segmentName, value in LABEL_VALUES.items():
+        segmentationNode.AddSegmentFromBinaryLabelmapRepresentation(
+            _orientedBinary(labels == value, referenceVolumeNode), segmentName, SEGMENT_COLORS[segmentName])
+    heart = segmentationNode.GetSegmentation().GetSegment(heartId)
+    # The terminology is a tag: vtkSegment.SetTerminology() exists only from Slicer 5.10; the tag works in all.
+    heart.SetTag(heart.GetTerminologyEntryTagName(), HEART_TERMINOLOGY)
+
+    try:
+        _placeInScene(segmentationNode, referenceVolumeNode, name, parentIsReference=True)
+        segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(referenceVolumeNode)
+        segmentationNode.CreateDefaultDisplayNodes()
+        # A smooth surface in 3D views; the binary labelmap stays the source the Segment Editor edits.
+        segmentationNode.CreateClosedSurfaceRepresentation()
+    except Exception:
+        removeNode(segmentationNode)
+        raise
+    return segmentationNode, heartId
+
+
+def removeNode(node) -> None:
+    """Take a node we added out of the scene again, with its display nodes and subject hierarchy item."""
+    scene = node.GetScene()
+    if scene is None:
+        return
+    displays = [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())] if hasattr(node, "GetNumberOfDisplayNodes") else []
+    sh = scene.GetSubjectHierarchyNode()
+    item = sh.GetItemByDataNode(node)
+    for display in displays:
+        if display is not None:
+            scene.RemoveNode(display)
+    scene.RemoveNode(node)
+    if item and sh.GetItemByDataNode(node) == item:  # the application's plugins remove it; without them we do
+        sh.RemoveItem(item, False, False)

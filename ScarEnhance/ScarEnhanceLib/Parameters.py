@@ -21,8 +21,10 @@ class SegmentOptions:
     model: Optional[str] = None  # model folder; None → the shipped default
     device: str = "auto"
 
-    def cliArgs(self, inputPath, outputPath) -> list[str]:
-        args = ["segment", "--input", inputPath, "--output", outputPath, "--dilate-mm", f"{self.dilateMm:g}", "--device", self.device]
+    def cliArgs(self, inputPath, roiPath, labelsPath, reportPath) -> list[str]:
+        """The heart ROI, the blood pool / myocardium labels and the plausibility report, all written."""
+        args = ["segment", "--input", inputPath, "--output", roiPath, "--labels-output", labelsPath, "--report", reportPath,
+                "--dilate-mm", f"{self.dilateMm:g}", "--device", self.device]
         if self.model:
             args += ["--model", self.model]
         return [str(a) for a in args]
@@ -48,11 +50,14 @@ class EnhanceOptions:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES} (got {self.device!r})")
 
-    def cliArgs(self, inputPath, roiPath, outputPath, stdPath) -> list[str]:
-        """The uncertainty map is written only when it is kept."""
+    def cliArgs(self, inputPath, roiPath, outputPath, stdPath, safetyPath, labelsPath=None) -> list[str]:
+        """The uncertainty map is written only when it is kept; the safety report always. Without
+        `labelsPath` (no blood pool / myocardium segments) the engine segments the myocardium itself."""
         self.validate()
-        args = ["enhance", "--input", inputPath, "--roi", roiPath, "--output", outputPath,
+        args = ["enhance", "--input", inputPath, "--roi", roiPath, "--output", outputPath, "--safety-output", safetyPath,
                 "--lam", self.lam, "--k", self.k, "--device", self.device]
+        if labelsPath:
+            args += ["--labels", labelsPath]
         if self.keepUncertainty:
             args += ["--std-output", stdPath]
         if self.steps is not None:

@@ -83,10 +83,15 @@ def engineCommand(args: list[str], python: Optional[str] = None) -> list[str]:
 
 
 def engineEnvironment(base: Optional[dict] = None) -> dict:
-    """The child's environment: the engine importable, output unbuffered so progress arrives live."""
+    """The child's environment: the engine importable, output unbuffered so progress arrives live,
+    machine-readable progress lines asked for (a terminal gets a progress bar instead), and UTF-8
+    output whatever the console's code page (on Windows a pipe is cp1252: a "λ" would raise)."""
     env = dict(os.environ if base is None else base)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ENGINE_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONUTF8"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    env["SCARENHANCE_PROGRESS"] = "lines"  # the engine's CLI prints PROGRESS lines only when asked
     return env
 
 

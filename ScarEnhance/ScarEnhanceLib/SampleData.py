@@ -1,8 +1,9 @@
 """A synthetic LGE case in the Sample Data module, so a newcomer has something to click on.
 
 No real data ships with ScarEnhance. The case comes from the engine's phantom generator
-(scarenhance.phantom, numpy/scipy/SimpleITK only, all in Slicer), is written once into Slicer's
-download cache, and from then on loads like any other sample.
+(scarenhance.phantom, numpy/scipy/SimpleITK only, all in Slicer), is written into Slicer's download
+cache when the sample is registered (so the button and a scripted `SampleData.downloadSample` both
+find it), and from then on loads like any other sample.
 """
 
 from __future__ import annotations
@@ -32,12 +33,30 @@ def writePhantom(path: "str | Path", seed: int = PHANTOM_SEED) -> Path:
     return path
 
 
+def cachedPhantom(cacheDir: "str | Path") -> Path:
+    """The case in Slicer's download cache, written there first if it is not (about half a second, once).
+
+    Sample Data's scripted path (`SampleData.downloadSample(NODE_NAME)`) skips the custom downloader
+    and fetches the `file://` URI itself: that file must exist before anyone asks for it."""
+    path = Path(cacheDir) / FILE_NAME
+    if not path.is_file() or path.stat().st_size == 0:
+        writePhantom(path)
+    return path
+
+
 def registerSampleData() -> None:
     """Called once Slicer has started (the module connects it to startupCompleted)."""
+    import logging
+
     import SampleData
     import slicer
 
-    path = Path(slicer.mrmlScene.GetCacheManager().GetRemoteCacheDirectory()) / FILE_NAME
+    cache = Path(slicer.mrmlScene.GetCacheManager().GetRemoteCacheDirectory())
+    path = cache / FILE_NAME
+    try:
+        cachedPhantom(cache)
+    except Exception:  # a read-only cache: the button still offers to make it (loadPhantom)
+        logging.exception("ScarEnhance: could not write the synthetic LGE case to %s", path)
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category=CATEGORY,
         sampleName=SAMPLE_NAME,
@@ -51,12 +70,14 @@ def registerSampleData() -> None:
 
 
 def loadPhantom(source):
-    """The Sample Data button: make the case if it is not cached yet, then load it as usual."""
+    """The Sample Data button: make the case if it is not cached (any more), then load it as usual."""
     import SampleData
     import slicer
 
-    path = Path(slicer.mrmlScene.GetCacheManager().GetRemoteCacheDirectory()) / FILE_NAME
-    if not path.is_file():
-        with slicer.util.tryWithErrorDisplay("Could not make the synthetic LGE case.", waitCursor=True):
-            writePhantom(path)
+    from .ErrorDisplay import guarded
+
+    cache = slicer.mrmlScene.GetCacheManager().GetRemoteCacheDirectory()
+    ok, _path = guarded(lambda: cachedPhantom(cache), "Could not make the synthetic LGE case.", slicer.util.errorDisplay)
+    if not ok:
+        return []
     return SampleData.SampleDataLogic().downloadFromSource(source)

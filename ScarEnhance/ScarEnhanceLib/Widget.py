@@ -1,9 +1,12 @@
 """The ScarEnhance panel: selectors, Segment heart, ROI correction, Enhance scar, progress and Cancel.
 
 Built from Resources/UI/ScarEnhance.ui. Widgets with a `SlicerParameterName` are bound to the typed
-parameter node by `connectGui`; model lists and the ROI segment are synced here. A running job is
-polled by a QTimer on the GUI thread (the GUI stays responsive, MRML is touched on one thread only);
-while it runs its button reads "Cancel".
+parameter node by `connectGui`; model lists and the ROI segment are synced here. What a job does and
+what its end shows is PanelController's (no Qt, tested); this file draws it. A running job is polled
+by a QTimer on the GUI thread (the GUI stays responsive, MRML is touched on one thread only); while it
+runs its button reads "Cancel". Leaving the module disconnects the GUI only: a running job finishes and
+its results land. The embedded Segment Editor's keyboard shortcuts exist only while the module is shown
+(as in SegmentEditor.py), so they never clash with the Segment Editor module's own.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from slicer.util import VTKObservationMixin
 from scarenhance.errors import ScarEnhanceError
 
 from .EngineJob import EngineJob
+from .ErrorDisplay import guarded
 from .InstallLogic import InstallLogic
 from .Logic import ScarEnhanceLogic
 from .ModelRegistry import DIFFUSION, SEGMENTATION, ModelRegistry
-from .ProcessRunner import PanelState, RunStatus, formatDuration
+from .PanelController import ENHANCE, ERROR, SEGMENT, WARNING, PanelController
+from .ProcessRunner import PanelState, formatDuration
 
 try:
     from slicer.i18n import tr as _
@@ -31,6 +36,7 @@ except ImportError:  # Slicer before 5.4
         return text
 
 POLL_MS = 250  # the status line and time left refresh at least this often while a job runs
+STYLES = {"info": "", "warning": "color: #a04000; font-weight: bold;", "error": "color: #c0392b;"}
 
 # Every widget this file uses, with the class it must have in the .ui (a test checks both ways).
 UI_WIDGETS = {
@@ -49,6 +55,7 @@ UI_WIDGETS = {
     "enhanceScarButton": "QPushButton",
     "progressBar": "QProgressBar",
     "statusLabel": "QLabel",
+    "verdictLabel": "QLabel",
     "deviceStatusLabel": "QLabel",
 }
 
@@ -63,10 +70,9 @@ class ScarEnhancePanel(VTKObservationMixin):
         self.logic = logic or ScarEnhanceLogic(self.registry)
         self.logic.registry = self.registry
         self.installer = InstallLogic(confirm=self._confirm, log=self._setStatus)
-        self.job: Optional[EngineJob] = None
-        self._jobButton = None
-        self._param = None
+        self.controller = PanelController(self, modify=lambda param: slicer.util.NodeModify(param.parameterNode))
         self._guiTag = None
+        self._observedParam = None
         self._updating = False
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_MS)
@@ -75,55 +81,70 @@ class ScarEnhancePanel(VTKObservationMixin):
         self._connect()
         self._fillModelLists()
         self.ui.progressBar.hide()
+        self.ui.verdictLabel.hide()
+
+    @property
+    def _param(self):
+        return self.controller.param
 
     # -- module lifecycle (called by ScarEnhanceWidget) ------------------------------------------
     def enter(self) -> None:
         self._initializeParameterNode()
         self._attachSegmentEditor()
+        self.segmentEditor.installKeyboardShortcuts()
 
     def exit(self) -> None:
+        """Only the GUI is disconnected (as Slicer's template does): a running job goes on and lands."""
         self.segmentEditor.setActiveEffect(None)
         self.segmentEditor.uninstallKeyboardShortcuts()
-        self._setParameterNode(None)
+        self.segmentEditor.removeViewObservations()
+        self._disconnectGui()
+        self.controller.exit()
 
     def cleanup(self) -> None:
-        if self.job is not None and not self.job.finished:
-            self.job.cancel()
+        if self.controller.busy:
+            self.controller.running.job.cancel()
         self.timer.stop()
+        self.segmentEditor.uninstallKeyboardShortcuts()
+        self.segmentEditor.removeViewObservations()
+        self._disconnectGui()
         self.removeObservers()
-        self._setParameterNode(None)
 
     def onSceneStartClose(self, caller=None, event=None) -> None:
-        if self.job is not None and not self.job.finished:
-            self.job.cancel()  # its results would belong to a scene that is going away
-        self._setParameterNode(None)
+        self.controller.sceneClosing()  # a running job is cancelled: its results would have no scene
+        self._disconnectGui()
+        self.segmentEditor.setSegmentationNode(None)
+        self.segmentEditor.removeViewObservations()
 
     def onSceneEndClose(self, caller=None, event=None) -> None:
         self._segmentEditorNode = None
-        self._initializeParameterNode()
-        self._attachSegmentEditor()
+        if self.controller.shown:
+            self._initializeParameterNode()
+            self._attachSegmentEditor()
 
     # -- parameter node --------------------------------------------------------------------------
     def _initializeParameterNode(self) -> None:
-        self._setParameterNode(self.logic.getParameterNode())
-        if not self._param.inputVolume:
-            self._param.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        self._disconnectGui()
+        param = self.logic.getParameterNode()
+        if not param.inputVolume:
+            param.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        self.controller.enter(param)
+        self._guiTag = param.connectGui(self.ui)
+        self._observedParam = param
+        self.addObserver(param, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
+        self._updateGUI()
 
-    def _setParameterNode(self, param) -> None:
-        if self._param is not None:
+    def _disconnectGui(self) -> None:
+        if self._observedParam is not None:
             if self._guiTag is not None:
-                self._param.disconnectGui(self._guiTag)
-                self._guiTag = None
-            self.removeObserver(self._param, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
-        self._param = param
-        if param is not None:
-            self._guiTag = param.connectGui(self.ui)
-            self.addObserver(param, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
-            self._updateGUI()
+                self._observedParam.disconnectGui(self._guiTag)
+            self.removeObserver(self._observedParam, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
+        self._guiTag = self._observedParam = None
 
     def _updateGUI(self, caller=None, event=None) -> None:
         """Parameter node → the widgets connectGui does not bind, and button states."""
-        if self._param is None or self._updating:
+        if self._param is None or self._guiTag is None or self._updating:
+            self.refresh()
             return
         self._updating = True
         try:
@@ -136,20 +157,25 @@ class ScarEnhancePanel(VTKObservationMixin):
                 self.ui.roiSegmentSelector.setCurrentSegmentID(self._param.roiSegmentId)
         finally:
             self._updating = False
-        self._updateButtons()
+        self.refresh()
 
-    def _updateButtons(self) -> None:
-        running = self.job is not None and not self.job.finished
+    def refresh(self) -> None:
+        """Button texts and states from the controller (PanelView)."""
+        running = self.controller.busy
+        job = self.controller.running.job if running else None
         hasInput = self._param is not None and self._param.inputVolume is not None
         hasRoi = hasInput and self._param.roiSegmentation is not None and bool(self._param.roiSegmentId)
         for button, ready, idleText in ((self.ui.segmentHeartButton, hasInput, _("Segment heart")),
                                         (self.ui.enhanceScarButton, hasRoi, _("Enhance scar"))):
-            isJobButton = running and button is self._jobButton
+            isJobButton = self.controller.isJobButton(button)
             button.text = _("Cancel") if isJobButton else idleText
-            button.enabled = isJobButton and self.job.state is not PanelState.CANCELLING or (not running and ready)
+            button.enabled = isJobButton and job.state is not PanelState.CANCELLING or (not running and ready)
         for widget in (self.ui.inputsCollapsibleButton, self.ui.roiCollapsibleButton, self.ui.advancedCollapsibleButton):
             widget.enabled = not running
         self.ui.openSegmentEditorButton.enabled = hasRoi and not running
+        if not running:
+            self.timer.stop()
+            self.ui.progressBar.hide()
 
     # -- connections -----------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -165,11 +191,11 @@ class ScarEnhancePanel(VTKObservationMixin):
         self.ui.roiSegmentSelector.connect("currentSegmentChanged(QString)", self._roiChosen)
 
     def _modelChosen(self, field: str, combo) -> None:
-        if self._param is not None and not self._updating:
+        if self._param is not None and self._guiTag is not None and not self._updating:
             setattr(self._param, field, combo.itemData(combo.currentIndex) or "")
 
     def _roiChosen(self, *args) -> None:
-        if self._param is None or self._updating:
+        if self._param is None or self._guiTag is None or self._updating:
             return
         with slicer.util.NodeModify(self._param.parameterNode):
             self._param.roiSegmentation = self.ui.roiSegmentSelector.currentNode()
@@ -198,11 +224,13 @@ class ScarEnhancePanel(VTKObservationMixin):
         folder = qt.QFileDialog.getExistingDirectory(self.uiWidget, _("Choose a ScarEnhance model folder"))
         if not folder or not self._ensureDependencies():
             return
-        with slicer.util.tryWithErrorDisplay(_("The model folder could not be imported."), waitCursor=True):
-            info = self.registry.importFolder(folder)
-            self._fillModelLists()
+        ok, info = guarded(lambda: self.registry.importFolder(folder), _("The model folder could not be imported."), slicer.util.errorDisplay)
+        if not ok:
+            return
+        self._fillModelLists()
+        if self._param is not None:
             setattr(self._param, "segmentationModel" if info.kind == SEGMENTATION else "diffusionModel", info.id)
-            self._setStatus(_("Imported model {id} ({kind}); its checksum is verified.").format(id=info.id, kind=info.kind))
+        self._setStatus(_("Imported model {id} ({kind}); its checksum is verified.").format(id=info.id, kind=info.kind))
 
     # -- actions ---------------------------------------------------------------------------------
     def _ensureModel(self, modelId: str, kind: str) -> bool:
@@ -215,80 +243,52 @@ class ScarEnhancePanel(VTKObservationMixin):
             return True
         if not self._confirm(_("The model {id} is not on this computer yet. Download it now from {url}?").format(id=info.id, url=info.url)):
             return False
-        with slicer.util.tryWithErrorDisplay(_("The model could not be downloaded."), waitCursor=True):
-            self.registry.fetch(info)
+        ok, _fetched = guarded(lambda: self.registry.fetch(info), _("The model could not be downloaded."), slicer.util.errorDisplay)
+        if ok:
             self._fillModelLists()
-            return True
-        return False
+        return ok
 
     def onSegmentHeart(self) -> None:
-        if self._cancelIfRunning(self.ui.segmentHeartButton) or not self._ensureDependencies():
-            return
-        if not self._ensureModel(self._param.segmentationModel, SEGMENTATION):
+        button = self.ui.segmentHeartButton
+        if self.controller.cancelIfRunning(button) or self._param is None or not self._ensureDependencies():
             return
         p = self._param
-        self._start(self.ui.segmentHeartButton, lambda: self.logic.segmentHeartAsync(p.inputVolume, p.segmentOptions(p.segmentationModel or None)),
-                    self._onHeartSegmented)
+        if self._ensureModel(p.segmentationModel, SEGMENTATION):
+            self._start(SEGMENT, button, lambda: self.logic.segmentHeartAsync(p.inputVolume, p.segmentOptions(p.segmentationModel or None)))
 
     def onEnhanceScar(self) -> None:
-        if self._cancelIfRunning(self.ui.enhanceScarButton) or not self._ensureDependencies():
-            return
-        if not self._ensureModel(self._param.diffusionModel, DIFFUSION):
+        button = self.ui.enhanceScarButton
+        if self.controller.cancelIfRunning(button) or self._param is None or not self._ensureDependencies():
             return
         p = self._param
-        self._start(self.ui.enhanceScarButton, lambda: self.logic.enhanceScarAsync(
-            p.inputVolume, p.roiSegmentation, p.roiSegmentId, p.enhanceOptions(p.diffusionModel or None), p.outputVolume),
-            self._onScarEnhanced)
-
-    def _cancelIfRunning(self, button) -> bool:
-        if self.job is None or self.job.finished:
-            return False
-        if button is self._jobButton:
-            self.job.cancel()
-            self._updateButtons()
-        return True
+        if self._ensureModel(p.diffusionModel, DIFFUSION):
+            self._start(ENHANCE, button, lambda: self.logic.enhanceScarAsync(
+                p.inputVolume, p.roiSegmentation, p.roiSegmentId, p.enhanceOptions(p.diffusionModel or None), p.outputVolume))
 
     def _ensureDependencies(self) -> bool:
-        try:
-            return self.installer.ensureDependencies()
-        except Exception as e:
-            logging.exception("ScarEnhance: installing dependencies failed")
-            slicer.util.errorDisplay(_("Installing ScarEnhance's Python packages failed: {error}").format(error=e))
-            return False
+        ok, ready = guarded(self.installer.ensureDependencies, _("Installing ScarEnhance's Python packages failed."), slicer.util.errorDisplay)
+        return ok and ready
 
-    def _start(self, button, makeJob, onSuccess) -> None:
-        try:
-            job = makeJob()
-        except (ScarEnhanceError, ValueError, OSError, RuntimeError) as e:  # bad input, no model…: nothing started
-            self._setStatus(str(e), error=True)
+    def _start(self, kind: str, button, makeJob) -> None:
+        if not self.controller.start(kind, button, makeJob):  # bad input, no model…: shown, nothing started
             return
-        self.job, self._jobButton, self._onSuccess = job, button, onSuccess
-        job.onStateChanged = lambda state: self._updateButtons()
+        job = self.controller.running.job
+        job.onStateChanged = lambda state: self.refresh()
         self.ui.progressBar.value = 0
         self.ui.progressBar.show()
         self.ui.deviceStatusLabel.text = ""
-        self._setStatus(_("{title}: starting…").format(title=job.title))
-        self._updateButtons()
+        self.refresh()
         self.timer.start()
 
     def _onTimer(self) -> None:
-        job = self.job
-        running = job.poll()
-        if running:
-            self._showProgress(job)
+        running = self.controller.running
+        if running is None:
+            self.timer.stop()
             return
-        self.timer.stop()
-        self.ui.progressBar.hide()
-        self.ui.deviceStatusLabel.text = job.deviceMessage
-        if job.status is RunStatus.SUCCEEDED:
-            self._onSuccess(job)
-        elif job.status is RunStatus.CANCELLED:
-            self._setStatus(_("{title} was cancelled; nothing was added to the scene.").format(title=job.title))
-        else:
-            self._setStatus(_("{title} failed: {error}").format(title=job.title, error=job.error), error=True)
-            slicer.util.errorDisplay(_("{title} failed:\n{error}").format(title=job.title, error=job.error),
-                                     detailedText=job.runner.errorSummary(40) if job.runner else None)
-        self._updateButtons()
+        if self.controller.poll():
+            self._showProgress(running.job)
+            return
+        self.ui.deviceStatusLabel.text = running.job.deviceMessage
 
     def _showProgress(self, job: EngineJob) -> None:
         if job.state is PanelState.CANCELLING:
@@ -305,25 +305,30 @@ class ScarEnhancePanel(VTKObservationMixin):
         timing = _("{left} left").format(left=left) if left else _("{elapsed} so far").format(elapsed=formatDuration(job.elapsedS))
         self._setStatus(f"{job.title}: {stage} · {timing}")
 
-    def _onHeartSegmented(self, job: EngineJob) -> None:
-        segmentationNode, segmentId = job.result
-        with slicer.util.NodeModify(self._param.parameterNode):
-            self._param.roiSegmentation = segmentationNode
-            self._param.roiSegmentId = segmentId
-        self._attachSegmentEditor()
-        self._setStatus(_("Added segmentation \"{name}\". Check the heart ROI in the slice views and correct it if "
-                          "needed (Segment Editor), then click Enhance scar.").format(name=segmentationNode.GetName()))
+    # -- PanelView: what the controller shows ----------------------------------------------------
+    def showStatus(self, text: str, kind: str) -> None:
+        self.ui.statusLabel.text = text
+        self.ui.statusLabel.setStyleSheet(STYLES[kind])
+        (logging.error if kind == ERROR else logging.warning if kind == WARNING else logging.info)("ScarEnhance: %s", text)
 
-    def _onScarEnhanced(self, job: EngineJob) -> None:
-        mean, std = job.result
+    def showVerdict(self, text: str, kind: str) -> None:
+        self.ui.verdictLabel.text = text
+        self.ui.verdictLabel.setStyleSheet(STYLES[kind])
+        self.ui.verdictLabel.visible = bool(text)
+
+    def showError(self, text: str, detailedText: Optional[str] = None) -> None:
+        slicer.util.errorDisplay(text, detailedText=detailedText)
+
+    def showSegmentation(self, param, segmentationNode, segmentId: str) -> None:
+        if self.controller.shown:
+            self._attachSegmentEditor()
+
+    def showEnhanced(self, param, result) -> None:
         # Original in the background, enhanced in the foreground: the views' fader compares the two.
-        slicer.util.setSliceViewerLayers(background=self._param.inputVolume, foreground=mean, foregroundOpacity=1.0)
-        roiDisplay = self._param.roiSegmentation.GetDisplayNode() if self._param.roiSegmentation else None
+        slicer.util.setSliceViewerLayers(background=param.inputVolume, foreground=result.enhanced, foregroundOpacity=1.0)
+        roiDisplay = param.roiSegmentation.GetDisplayNode() if param.roiSegmentation else None
         if roiDisplay is not None:
             roiDisplay.SetVisibility2DFill(False)  # the ROI as an outline: the scar underneath stays visible
-        added = f"\"{mean.GetName()}\"" + (f" and \"{std.GetName()}\"" if std is not None else "")
-        self._setStatus(_("Added {added} in {time}. Drag the slice views' foreground fader to compare with the original.").format(
-            added=added, time=formatDuration(job.elapsedS)))
 
     # -- ROI correction --------------------------------------------------------------------------
     def _setupSegmentEditor(self) -> None:
@@ -352,7 +357,6 @@ class ScarEnhancePanel(VTKObservationMixin):
         _setSourceVolume(self.segmentEditor, self._param.inputVolume)
         if self._param.roiSegmentId:
             self.segmentEditor.setCurrentSegmentID(self._param.roiSegmentId)
-        self.segmentEditor.installKeyboardShortcuts()
 
     def onOpenSegmentEditor(self) -> None:
         """One click to the Segment Editor module with the ROI segmentation and volume chosen."""
@@ -366,9 +370,7 @@ class ScarEnhancePanel(VTKObservationMixin):
 
     # -- messages --------------------------------------------------------------------------------
     def _setStatus(self, text: str, error: bool = False) -> None:
-        self.ui.statusLabel.text = text
-        self.ui.statusLabel.setStyleSheet("color: #c0392b;" if error else "")
-        (logging.error if error else logging.info)("ScarEnhance: %s", text)
+        self.showStatus(text, ERROR if error else "info")
 
     def _confirm(self, text: str) -> bool:
         return slicer.util.confirmOkCancelDisplay(text, windowTitle=_("ScarEnhance: install Python packages"))

@@ -59,9 +59,9 @@ def main(argv: "list[str] | None" = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["scarenhance", *argv])  # the train commands record it in their models
-    command = importlib.import_module(f"scarenhance.commands.{args._module}")
     try:
         set_cli_mode(args.progress)
+        command = importlib.import_module(f"scarenhance.commands.{args._module}")
         return int(command.run(args) or 0)
     except ScarEnhanceError as e:
         return _fail(args, f"error: {e}", 2 if not isinstance(e, Cancelled) else 130)

@@ -157,6 +157,7 @@ def _exactly(*values) -> Check:
         f"must be {' or '.join(map(repr, values))} (what the engine feeds and reads)"
 
 
+
 _width = _integer(1, 4096)
 _widths = _list_of(_width, 2, 8, "integers from 1 to 4096")
 _kernel = _either(_integer(1, 7), _list_of(_integer(1, 7), 2, 2, "integers from 1 to 7"), what="an integer from 1 to 7 or a pair")

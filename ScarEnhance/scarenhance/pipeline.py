@@ -41,8 +41,9 @@ PRESETS: dict[str, dict] = {
     # A CPU: the settings of the shipped demo models (small networks, the diffusion model trained on
     # t < 400 where inference at λ ≤ 300 runs, ROI from the labels); fast DDIM sampling in the evaluation.
     "cpu-small": {
-        "segmentation": {"preset": "cpu-small"},
-        "diffusion": {"preset": "cpu-small", "epochs": 60, "batch_size": 12, "crop_size": 80, "lr": 5e-4,
+        # "auto": start from the shipped model when this run's network matches it (fine-tuning), else from scratch
+        "segmentation": {"preset": "cpu-medium", "init_from": "auto"},
+        "diffusion": {"preset": "cpu-small", "init_from": "auto", "epochs": 60, "batch_size": 12, "crop_size": 80, "lr": 5e-4,
                       "ema_decay": 0.995, "t_max": 400, "roi_source": "labels", "sample_every": 10},
         "evaluation": {"lam": 250, "k": 5, "steps": 20, "lam_sweep": [10, 50, 100, 150, 200, 250, 300, 400], "sweep_k": 2},
     },
@@ -245,6 +246,8 @@ def _segmentation(options, settings, state, resuming, ctx, progress, cancel, log
 
     folder = options.model_dir("segmentation")
     kwargs = _keywords(train_segmentation, settings["segmentation"], "segmentation")
+    if kwargs.get("init_from") == "auto":
+        kwargs["init_from"] = _shipped_heart_model_if_it_fits(kwargs, log)
     summary = train_segmentation(options.data, folder, **kwargs, layout=options.layout, device=options.device,
                                  resume=resuming, command=options.command, progress=progress, cancel=cancel)
     return {"model": str(folder), "summary": _jsonable(summary)}
@@ -254,6 +257,8 @@ def _diffusion_config(options, settings):
     from .diffusion.train import DiffusionTrainConfig
 
     values = dict(settings["diffusion"])
+    if values.get("init_from") == "auto":
+        values["init_from"] = _shipped_diffusion_model_if_it_fits(values)
     if values.get("roi_source") == "model" and not values.get("seg_model"):
         values["seg_model"] = str(options.model_dir("segmentation"))  # the paper: ROI from the trained U-Net
     return _config(DiffusionTrainConfig, values, "diffusion")
@@ -342,6 +347,35 @@ def resolved_settings(options: PipelineOptions) -> dict:
     if options.eval_data is None:
         evaluation["cases"] = "the cases both trainers held out for validation (known after training)"
     return _jsonable({"segmentation": seg, "diffusion": diffusion, "evaluation": evaluation})
+
+
+def _shipped_heart_model_if_it_fits(kwargs: dict, log) -> "str | None":
+    """The shipped heart model's folder when its network, pixel size and normalisation are this run's, else None."""
+    from .bundle import read_metadata
+    from .model_zoo import SEGMENTATION, resolve_model
+    from .segmentation import intensity
+    from .segmentation import network as seg_network
+    from .segmentation.network import DEFAULT_SPACING_MM
+
+    folder = resolve_model(None, SEGMENTATION)
+    meta = read_metadata(folder)
+    wanted = seg_network.network_def(kwargs.get("preset", seg_network.DEFAULT_PRESET), kwargs.get("channels"))
+    spacing = float(kwargs.get("spacing_mm", DEFAULT_SPACING_MM))
+    fits = (meta["network_def"] == wanted and abs(float(meta["scarenhance"]["input"]["spacing_mm"]) - spacing) < 1e-6
+            and intensity.policy_of(meta) == intensity.DEFAULT)
+    log(f"[segmentation] {'fine-tuning from' if fits else 'from scratch: the network differs from'} the shipped model {Path(folder).name}")
+    return str(folder) if fits else None
+
+
+def _shipped_diffusion_model_if_it_fits(values: dict) -> "str | None":
+    """The shipped diffusion model's folder when this run builds the same network, else None."""
+    from .bundle import read_metadata
+    from .model_zoo import DIFFUSION, resolve_model
+
+    folder = resolve_model(None, DIFFUSION)
+    meta = read_metadata(folder)
+    fits = meta["scarenhance"].get("preset") == values.get("preset", "cpu-small") and not values.get("network")
+    return str(folder) if fits else None
 
 
 def _config(cls, values: dict, step: str):

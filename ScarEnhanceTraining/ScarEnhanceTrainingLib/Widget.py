@@ -12,7 +12,9 @@ import ctk
 import qt
 import slicer
 
-from .TrainingLogic import PRESETS, RunStatus, TrainingLogic, TrainingParameters, describeState
+from .TrainingLogic import PRESETS, RunStatus, TrainingLogic, TrainingParameters, describeState  # (puts ScarEnhanceLib on the path)
+
+from ScarEnhanceLib.ErrorDisplay import guarded  # noqa: E402  isort: skip
 
 try:
     from slicer.i18n import tr as _
@@ -27,6 +29,7 @@ class TrainingPanel:
     def __init__(self, logic: TrainingLogic):
         self.logic = logic
         self.params: TrainingParameters | None = None
+        self.installer = None  # ScarEnhanceLib.InstallLogic, made at the first Start
         self.widget = qt.QWidget()
         form = qt.QFormLayout(self.widget)
 
@@ -101,15 +104,31 @@ class TrainingPanel:
         if problems:
             slicer.util.errorDisplay("\n".join(problems), windowTitle=_("Scar Enhance Training"))
             return
+        if not self._ensureDependencies():  # torch and MONAI, with the user's consent (as Scar Enhance does)
+            return
         qt.QSettings().setValue(SETTINGS_PREFIX + "preset", params.preset)
         for edit in (self.dataPath, self.outputPath, self.evalPath):
             edit.addCurrentPathToHistory()
         self.params = params
         self.logView.clear()
-        self.logic.start(params)
+        ok, _runner = guarded(lambda: self.logic.start(params), _("The training could not be started."), slicer.util.errorDisplay)
+        if not ok:
+            return
         self._setRunning(True)
         self.statusLabel.text = _("Starting…")
         self.timer.start()
+
+    def _ensureDependencies(self) -> bool:
+        if self.installer is None:  # one installer per panel: it remembers that a restart is pending
+            from ScarEnhanceLib.InstallLogic import InstallLogic
+
+            def log(text):
+                self.statusLabel.text = text
+
+            self.installer = InstallLogic(confirm=lambda text: slicer.util.confirmOkCancelDisplay(
+                text, windowTitle=_("ScarEnhance: install Python packages")), log=log)
+        ok, ready = guarded(self.installer.ensureDependencies, _("Installing ScarEnhance's Python packages failed."), slicer.util.errorDisplay)
+        return ok and ready
 
     def onCancel(self):
         self.statusLabel.text = _("Cancelling…")

@@ -58,7 +58,7 @@ class SlicerCoreScene:
         The installed object is kept alive here: its application logic must outlive every use."""
         global _installed
         _installed = self
-        self._saved = (getattr(slicer, "mrmlScene", None), getattr(slicer, "modules", None))
+        self._saved = {name: getattr(slicer, name) for name in ("mrmlScene", "modules") if hasattr(slicer, name)}
         slicer.mrmlScene = self.scene
         slicer.modules = types.SimpleNamespace(
             colors=_Module(self.logics["Colors"]),
@@ -70,7 +70,11 @@ class SlicerCoreScene:
 
     def uninstall(self):
         global _installed
-        slicer.mrmlScene, slicer.modules = self._saved
+        for name in ("mrmlScene", "modules"):  # as before install: absent stays absent
+            if name in self._saved:
+                setattr(slicer, name, self._saved[name])
+            elif hasattr(slicer, name):
+                delattr(slicer, name)
         self.scene.Clear(1)
         _installed = None
 

@@ -116,7 +116,8 @@ def test_job_imports_on_success_and_removes_its_files(tmp_path, fake_python, eng
 
     sitk.WriteImage(sitk.GetImageFromArray(np.ones((2, 4, 4), np.int16)), str(tmp_path / "in.nrrd"))
     states = []
-    job = _job(tmp_path, fake_python, ["segment", "--input", tmp_path / "in.nrrd", "--output", tmp_path / "m.nrrd", "--device", "auto"])
+    job = _job(tmp_path, fake_python, ["segment", "--input", tmp_path / "in.nrrd", "--output", tmp_path / "m.nrrd", "--labels-output", tmp_path / "l.nrrd",
+                                        "--report", tmp_path / "r.json", "--device", "auto"])
     job.onStateChanged = states.append
     assert job.wait() == "imported"
     assert states == [PanelState.RUNNING, PanelState.IMPORTING, PanelState.IDLE]
@@ -130,7 +131,8 @@ def test_job_falls_back_to_the_cpu_when_the_gpu_runs_out_of_memory(tmp_path, fak
 
     engine_mode("oom")
     sitk.WriteImage(sitk.GetImageFromArray(np.ones((2, 4, 4), np.int16)), str(tmp_path / "in.nrrd"))
-    job = _job(tmp_path, fake_python, ["segment", "--input", tmp_path / "in.nrrd", "--output", tmp_path / "m.nrrd", "--device", "auto"])
+    job = _job(tmp_path, fake_python, ["segment", "--input", tmp_path / "in.nrrd", "--output", tmp_path / "m.nrrd", "--labels-output", tmp_path / "l.nrrd",
+                                        "--report", tmp_path / "r.json", "--device", "auto"])
     assert job.wait() == "imported"
     assert job.runner.argv[-1] == "cpu"
     assert "ran out of memory" in job.deviceMessage
@@ -143,3 +145,27 @@ def test_job_failure_reports_the_engine_error_and_imports_nothing(tmp_path, fake
     with pytest.raises(RuntimeError, match="image is 2D"):
         job.wait()
     assert job.status is RunStatus.FAILED and job.state is PanelState.FAILED and imported == []
+
+
+def test_the_child_writes_utf8_even_where_the_console_is_cp1252():
+    """Windows gives a piped child its ANSI code page (cp1252): without the runner's UTF-8 settings a
+    "λ" in a log line raises UnicodeEncodeError. PYTHONIOENCODING=cp1252 reproduces that here."""
+    child = "import sys; print('λ = 250, σ²'); print(sys.stdout.encoding)"
+    cp1252 = {**os.environ, "PYTHONIOENCODING": "cp1252", "PYTHONUTF8": "0"}
+    plain = ProcessRunner([sys.executable, "-c", child], env=cp1252).start()
+    assert plain.wait(timeoutS=30) is RunStatus.FAILED  # the defect, reproduced
+    assert any("UnicodeEncodeError" in line for line in plain.logLines)
+
+    from ScarEnhanceLib.ProcessRunner import engineEnvironment
+
+    fixed = ProcessRunner([sys.executable, "-c", child], env=engineEnvironment(cp1252)).start()
+    logs = []
+    assert fixed.wait(timeoutS=30, onLog=logs.append) is RunStatus.SUCCEEDED
+    assert logs == ["λ = 250, σ²", "utf-8"]
+
+
+def test_the_child_is_asked_for_progress_lines():
+    from ScarEnhanceLib.ProcessRunner import engineEnvironment
+
+    env = engineEnvironment({"PATH": "/bin"})
+    assert env["SCARENHANCE_PROGRESS"] == "lines" and env["PYTHONUTF8"] == "1" and env["PYTHONIOENCODING"] == "utf-8"

@@ -108,8 +108,20 @@ def test_extension_cmake_follows_slicers_template():
     assert re.search(r"^project\(ScarEnhance\)", text, re.M)
     for var in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS"):
         assert re.search(rf'set\(EXTENSION_{var} "[^"]+"\)', text), f"EXTENSION_{var} is not set"
+    metadata = dict(re.findall(r'set\((\w+) "([^"]*)"\)', text))
+    # Slicer's ExtensionDescriptionSpec: "Firstname Lastname ([SubOrg, ]Org), …"
+    contributors = metadata["EXTENSION_CONTRIBUTORS"]
+    assert re.fullmatch(r"[^(),]+ \([^()]+\)(, [^(),]+ \([^()]+\))*", contributors), contributors
+    module_contributors = ast.literal_eval(re.search(r"^CONTRIBUTORS = (\[.*\])", (MODULE / "ScarEnhance.py").read_text(), re.M).group(1))
+    assert ", ".join(module_contributors) == contributors
+    repository = metadata["SCARENHANCE_REPOSITORY"]
+    for var, path in (("ICONURL", "Resources/Icons/ScarEnhance.png"), ("SCREENSHOTURLS", "Resources/Screenshots/panel.png")):
+        url = metadata[f"EXTENSION_{var}"].replace("${SCARENHANCE_REPOSITORY}", repository)
+        assert url == f"{repository}/raw/main/{path}" and (ROOT / path).is_file()  # one address, files that exist
+    assert metadata["EXTENSION_HOMEPAGE"].startswith("${SCARENHANCE_REPOSITORY}")
+    assert "5.10 and later" in metadata["EXTENSION_DESCRIPTION"]
     assert re.search(r'set\(EXTENSION_DEPENDS "PyTorch"\)', text)
-    assert "find_package(Slicer REQUIRED)" in text and "include(${Slicer_USE_FILE})" in text
+    assert "find_package(Slicer 5.10 REQUIRED)" in text and "include(${Slicer_USE_FILE})" in text
     assert "include(${Slicer_EXTENSION_CPACK})" in text
     assert extension_modules() == ["ScarEnhance", "ScarEnhanceTraining"]
     assert (ROOT / "Resources/Icons/ScarEnhance.png").is_file() and (ROOT / "Resources/Screenshots/panel.png").is_file()
@@ -195,6 +207,15 @@ def test_slicer_requirements_agree_with_pyproject():
 
 # A stand-in for Slicer's CMake package: the same macros, which check that every listed file exists and
 # record what the real ones would build and register.
+FAKE_SLICER_VERSION = r"""
+set(PACKAGE_VERSION "@VERSION@")
+if("${PACKAGE_VERSION}" VERSION_LESS "${PACKAGE_FIND_VERSION}")
+  set(PACKAGE_VERSION_COMPATIBLE FALSE)
+else()
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+endif()
+"""
+
 FAKE_SLICER_CONFIG = r"""
 set(Slicer_USE_FILE "${CMAKE_CURRENT_LIST_DIR}/empty.cmake")
 set(Slicer_EXTENSION_GENERATE_CONFIG "${CMAKE_CURRENT_LIST_DIR}/empty.cmake")
@@ -219,16 +240,32 @@ endfunction()
 """
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs the cmake program")
-def test_the_extension_configures_with_cmake(tmp_path):
+def fake_slicer(folder: Path, version: str) -> Path:
+    """A stand-in Slicer build tree of this version (SlicerConfig.cmake + SlicerConfigVersion.cmake)."""
+    folder.mkdir()
+    (folder / "SlicerConfig.cmake").write_text(FAKE_SLICER_CONFIG)
+    (folder / "SlicerConfigVersion.cmake").write_text(FAKE_SLICER_VERSION.replace("@VERSION@", version))
+    (folder / "empty.cmake").write_text("")
+    return folder
+
+
+def configure(tmp_path: Path, fake: Path):
     import subprocess
 
-    fake = tmp_path / "Slicer"
-    fake.mkdir()
-    (fake / "SlicerConfig.cmake").write_text(FAKE_SLICER_CONFIG)
-    (fake / "empty.cmake").write_text("")
-    result = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(tmp_path / "build"), f"-DSlicer_DIR={fake}", "-DBUILD_TESTING=ON"],
-                            capture_output=True, text=True)
+    return subprocess.run(["cmake", "-S", str(ROOT), "-B", str(tmp_path / f"build-{fake.name}"), f"-DSlicer_DIR={fake}", "-DBUILD_TESTING=ON"],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs the cmake program")
+def test_the_extension_does_not_configure_against_slicer_5_8(tmp_path):
+    result = configure(tmp_path, fake_slicer(tmp_path / "Slicer-5.8", "5.8.1"))
+    assert result.returncode != 0 and "5.10" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs the cmake program")
+def test_the_extension_configures_with_cmake(tmp_path):
+    fake = fake_slicer(tmp_path / "Slicer", "5.12.2")
+    result = configure(tmp_path, fake)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     record = (fake / "record.txt").read_text().splitlines()
     modules = {line.split()[1]: line.split()[2:] for line in record if line.startswith("module ")}

@@ -30,32 +30,31 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from ..bundle import atomic_write_bytes
-    from ..diffusion.inputs import check_image, check_parameters, roi_on_image_grid
-    from ..diffusion.safety import assess_enhancement
+    from ..diffusion.inputs import check_parameters, roi_on_image_grid
     from ..diffusion.schedule import T
     from ..errors import InputError
     from ..image_checks import check_lge, check_roi
-    from ..io import check_output, read_image, write_image
-    from ..progress import cli_progress
+    from ..io import check_output, read_image, strip_image_extension, write_image
+    from ..progress import cli_progress, echo
 
-    from ..io import strip_image_extension
-
-    # Everything that can be refused is refused before torch is imported and before minutes of work.
+    # Everything that can be refused is refused here, before torch is imported and before minutes of work.
     check_parameters(args.lam, args.k, args.steps, args.seed, T)
-    safety_path = Path(args.safety_output) if args.safety_output else Path(args.output).with_name(strip_image_extension(args.output) + ".safety.json")
-    outputs = [Path(args.output)] + ([Path(args.std_output)] if args.std_output else []) + [safety_path]
+    safety_path = Path(args.safety_output) if args.safety_output else Path(args.output).with_name(
+        strip_image_extension(args.output) + ".safety.json")
+    outputs = [Path(args.output)] + ([Path(args.std_output)] if args.std_output else [])
     for path in outputs:
-        check_output(path, overwrite=args.overwrite, image=path != safety_path)
-    resolved = [p.resolve() for p in outputs]
-    if len(set(resolved)) != len(resolved) or any(p in resolved for p in (Path(args.input).resolve(), Path(args.roi).resolve())):
+        check_output(path, overwrite=args.overwrite)
+    check_output(safety_path, overwrite=args.overwrite, image=False)
+    resolved = [p.resolve() for p in outputs + [safety_path]]
+    inputs = [Path(p).resolve() for p in (args.input, args.roi, args.labels) if p]
+    if len(set(resolved)) != len(resolved) or any(p in resolved for p in inputs):
         raise InputError("output paths must differ from each other and from the inputs", args.output)
-
     image = read_image(args.input)
+    check_lge(image, args.input)
     roi = read_image(args.roi)
+    check_roi(roi, args.roi)
     labels = read_image(args.labels) if args.labels else None
-    checks = [(lambda: check_image(image), args.input), (lambda: check_lge(image), args.input),
-              (lambda: check_roi(roi), args.roi), (lambda: roi_on_image_grid(roi, image), args.roi)]
+    checks = [(lambda: roi_on_image_grid(roi, image), args.roi)]
     if labels is not None:
         checks.append((lambda: _myocardium_from_labels(labels, image), args.labels))
     for check, path in checks:
@@ -63,7 +62,9 @@ def run(args) -> int:
             check()
         except InputError as e:  # name the file the problem is in
             raise InputError(e.problem, path) from None
-    from ..diffusion import enhance_scar, load_diffusion_model  # torch and MONAI: only for inputs that passed
+
+    from ..diffusion import enhance_scar, load_diffusion_model
+    from ..diffusion.safety import assess_enhancement
 
     model = load_diffusion_model(args.model)
     tic = time.perf_counter()
@@ -78,10 +79,12 @@ def run(args) -> int:
     data = report.to_dict() if report else {"verdict": "not assessed", "summary": "Safety check: the heart model has no "
                                                      "myocardium class; give --labels", "flagged_slices": [], "slices": []}
     data = {"input": str(args.input), "output": str(args.output), "lam": args.lam, "k": args.k, "steps": args.steps, **data}
+    from ..bundle import atomic_write_bytes
+
     atomic_write_bytes(safety_path, (json.dumps(data, indent=2) + "\n").encode())
-    print(f"enhanced {args.input} in {seconds:.1f} s → {args.output}"
-          + (f" (SD over k: {args.std_output})" if args.std_output else ""), flush=True)
-    print(f"{data['summary']} → {safety_path}", flush=True)
+    echo(f"enhanced {args.input} in {seconds:.1f} s → {args.output} ({mean.GetPixelIDTypeAsString()})"
+         + (f" (SD over k: {args.std_output})" if args.std_output else ""))
+    echo(f"{data['summary']} → {safety_path}")
     return 0
 
 

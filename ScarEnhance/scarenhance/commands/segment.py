@@ -31,7 +31,7 @@ def run(args) -> int:
     from ..errors import InputError
     from ..image_checks import check_lge
     from ..io import check_output, read_image, write_image
-    from ..progress import cli_progress
+    from ..progress import cli_progress, echo
 
     images = [Path(p) for p in (args.output, args.labels_output) if p]
     outputs = images + ([Path(args.report)] if args.report else [])
@@ -73,9 +73,9 @@ def run(args) -> int:
     ml = voxels * float(np.prod(image.GetSpacing())) / 1000.0
     seconds = time.perf_counter() - tic
     if report.plausible:
-        print(f"segmented {args.input} in {seconds:.1f} s: {voxels} voxels ({ml:.1f} ml) → {args.output}", flush=True)
+        echo(f"segmented {args.input} in {seconds:.1f} s: {voxels} voxels ({ml:.1f} ml) → {args.output}")
     else:
-        print(f"segmented {args.input} in {seconds:.1f} s, but the result looks implausible → {args.output}", flush=True)
+        echo(f"segmented {args.input} in {seconds:.1f} s, but the result looks implausible → {args.output}")
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr, flush=True)
         print("check the ROI before enhancing, and correct it by hand if needed", file=sys.stderr, flush=True)

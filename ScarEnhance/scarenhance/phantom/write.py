@@ -26,14 +26,8 @@ def case_name(index: int) -> str:
     return f"Case_{index:03d}"
 
 
-def write_cases(out_dir: "str | Path", n: int, seed: int = 0, progress: Optional[ProgressFn] = None,
-                **overrides) -> list[Path]:
-    """Write n cases (Case_001 … Case_n) under out_dir; case i is generate_case(case_seed(seed, i)).
-
-    Returns the case folders. Refuses (InputError, nothing written) when any of the case folders
-    already exists, so earlier data is never overwritten.
-    """
-    progress = progress or no_progress
+def new_case_folders(out_dir: "str | Path", n: int) -> list[Path]:
+    """OUT/Case_001 … Case_n, none of which may exist yet (InputError naming the first that does)."""
     if n < 1:
         raise InputError(f"the number of cases must be at least 1, got {n}")
     out = Path(out_dir)
@@ -44,6 +38,18 @@ def write_cases(out_dir: "str | Path", n: int, seed: int = 0, progress: Optional
     if existing:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise InputError(f"case folder already exists{more}; choose another --out folder or remove it first", existing[0])
+    return folders
+
+
+def write_cases(out_dir: "str | Path", n: int, seed: int = 0, progress: Optional[ProgressFn] = None,
+                **overrides) -> list[Path]:
+    """Write n cases (Case_001 … Case_n) under out_dir; case i is generate_case(case_seed(seed, i)).
+
+    Returns the case folders. Refuses (InputError, nothing written) when any of the case folders
+    already exists, so earlier data is never overwritten.
+    """
+    progress = progress or no_progress
+    folders = new_case_folders(out_dir, n)
     for i, folder in enumerate(folders, start=1):
         case = generate_case(case_seed(seed, i), **overrides)
         name = case_name(i)

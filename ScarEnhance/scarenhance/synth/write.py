@@ -17,7 +17,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import labels as L
-from ..errors import InputError
 from ..progress import ProgressFn, no_progress
 from .sample import SynthRanges
 from .stack import synth_stack
@@ -28,16 +27,10 @@ _EMIDEC[[L.BLOOD, L.MYOCARDIUM, L.SCAR]] = [1, 2, 3]
 
 def write_synth_cases(out_dir: "str | Path", n: int, seed: int = 0, ranges: "SynthRanges | None" = None,
                       progress: Optional[ProgressFn] = None) -> list[Path]:
+    from ..phantom.write import new_case_folders
+
     progress = progress or no_progress
-    if n < 1:
-        raise InputError(f"the number of cases must be at least 1, got {n}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError("is a file, not a folder", out)
-    folders = [out / f"Case_{i:03d}" for i in range(1, n + 1)]
-    existing = [f for f in folders if f.exists()]
-    if existing:
-        raise InputError("case folder already exists; choose another --out folder or remove it first", existing[0])
+    folders = new_case_folders(out_dir, n)
     base = ranges or SynthRanges()
     for i, folder in enumerate(folders, start=1):
         rng = np.random.default_rng([seed, i, 101])

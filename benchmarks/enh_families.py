@@ -1,0 +1,151 @@
+"""Enhancement across data families that no shipped model trained on (evaluation/families.py), with the
+ground-truth heart ROI, as the held-out evaluation runs it: per family, mean CNR(scar, myo) and
+CNR(scar, blood) before → gamma target → after over slices with scar; the mean change of the remote
+(healthy) myocardium and of the blood pool on slices with and without scar; the share of scar slices
+whose CNR(scar, myo) fell; voxels changed outside the ROI; and the safety check's verdicts. The worst
+family (lowest CNR(scar, myo) gain) is the headline.
+
+    .venv/bin/python benchmarks/enh_families.py [--model DIR|ID] [--cases 6] [--seed 9001] [--lam 250]
+        [--k 3] [--steps 10] [--families ...] [--threads 2] [--json benchmarks/results/enh_families.json]
+
+Intensities are the paper's per-slice [0, 255] scale of the original, the output measured on that same
+scale. Tissue means and changes are means over slices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "ScarEnhance"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from repo_paths import repo_relative, write_result  # noqa: E402
+from scarenhance import labels as L  # noqa: E402
+from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
+from scarenhance.diffusion.safety import assess_enhancement  # noqa: E402
+from scarenhance.evaluation.families import FAMILIES, family_cases  # noqa: E402
+from scarenhance.evaluation.metrics import tissue_cnrs  # noqa: E402
+from scarenhance.geometry import labels_to_slices, volume_to_slices  # noqa: E402
+from scarenhance.targets import dataset_blood_mean, make_targets  # noqa: E402
+
+
+def _label_image(labels: np.ndarray, like: sitk.Image) -> sitk.Image:
+    img = sitk.GetImageFromArray(labels.astype(np.uint8))
+    img.CopyInformation(like)
+    return img
+
+
+def _change(after: np.ndarray, before: np.ndarray, mask: np.ndarray) -> float:
+    b = float(before[mask].mean())
+    return float(after[mask].mean() / b - 1.0) if b > 0 else float("nan")
+
+
+def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, steps: int) -> dict:
+    items = list(family_cases(family, cases, seed))
+    label_images = [_label_image(c.labels, c.image) for c in items]
+
+    class _Case:  # what dataset_blood_mean reads
+        def __init__(self, image, labels):
+            self.image, self.labels = image, labels
+
+    blood_mean = dataset_blood_mean([_Case(c.image, lab) for c, lab in zip(items, label_images)])
+    rows, outside_changed, verdicts = [], 0, []
+    for case, lab_img in zip(items, label_images):
+        roi = _label_image(L.heart_mask(case.labels), case.image)
+        tic = time.perf_counter()
+        mean, std = enhance_scar(case.image, roi, model=net, lam=lam, k=k, steps=steps, seed=seed, device="cpu")
+        seconds = time.perf_counter() - tic
+        inside = L.heart_mask(case.labels)
+        outside_changed += int(np.sum(sitk.GetArrayFromImage(mean)[~inside] != sitk.GetArrayFromImage(case.image)[~inside]))
+        verdicts.append(assess_enhancement(case.image, mean, std, case.labels == L.MYOCARDIUM).verdict)
+        stack = volume_to_slices(case.image)
+        labels = labels_to_slices(lab_img, stack)
+        target = make_targets(stack.slices, labels, blood_mean=blood_mean)
+        span = np.where(stack.hi > stack.lo, stack.hi - stack.lo, 1.0)[:, None, None]
+        after = (np.transpose(sitk.GetArrayFromImage(mean).astype(np.float64), stack.axes) - stack.lo[:, None, None]) * (255.0 / span)
+        before = stack.slices.astype(np.float64)
+        for s in range(stack.num_slices):
+            myo, scar, blood = labels[s] == L.MYOCARDIUM, labels[s] == L.SCAR, labels[s] == L.BLOOD
+            if myo.sum() < 10:
+                continue
+            row = {"case": case.name, "slice": s + 1, "has_scar": bool(scar.sum() >= 5),
+                   "remote_change": _change(after[s], before[s], myo),
+                   "blood_change": _change(after[s], before[s], blood) if blood.sum() >= 5 else float("nan"),
+                   "seconds_case": round(seconds, 2)}
+            if row["has_scar"]:
+                for name, img in (("before", before[s]), ("target", target[s]), ("after", after[s])):
+                    c = tissue_cnrs(img, labels[s])
+                    row[f"cnr_scar_myo_{name}"], row[f"cnr_scar_blood_{name}"] = c["cnr_scar_myo"], c["cnr_scar_blood"]
+            rows.append(row)
+    scarred = [r for r in rows if r["has_scar"]]
+    clean = [r for r in rows if not r["has_scar"]]
+
+    def m(rs, key):
+        values = [r[key] for r in rs if np.isfinite(r.get(key, np.nan))]
+        return float(np.mean(values)) if values else float("nan")
+
+    out = {"family": family, "cases": len(items), "slices": len(rows), "scar_slices": len(scarred), "blood_mean": blood_mean}
+    for key in ("cnr_scar_myo", "cnr_scar_blood"):
+        for stage in ("before", "target", "after"):
+            out[f"{key}_{stage}"] = m(scarred, f"{key}_{stage}")
+    out["cnr_scar_myo_gain"] = out["cnr_scar_myo_after"] / out["cnr_scar_myo_before"] - 1 if scarred else float("nan")
+    out["slices_worse"] = int(sum(r["cnr_scar_myo_after"] < r["cnr_scar_myo_before"] for r in scarred))
+    out["remote_change_scar_slices"] = m(scarred, "remote_change")
+    out["remote_change_scar_free_slices"] = m(clean, "remote_change")
+    out["max_remote_change"] = float(max((r["remote_change"] for r in rows), default=float("nan")))
+    out["blood_change_scar_slices"] = m(scarred, "blood_change")
+    out["blood_change_scar_free_slices"] = m(clean, "blood_change")
+    out["voxels_changed_outside_roi"] = outside_changed
+    out["safety_verdicts"] = {v: verdicts.count(v) for v in sorted(set(verdicts))}
+    out["rows"] = rows
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="diffusion model folder or registry id (default: the shipped one)")
+    ap.add_argument("--cases", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=9001)
+    ap.add_argument("--lam", type=int, default=250)
+    ap.add_argument("--k", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", default="benchmarks/results/enh_families.json")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    net = load_diffusion_model(args.model)
+    print(f"model {net.metadata.get('name')} {net.metadata.get('version')} ({repo_relative(net.model_dir)}), "
+          f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI")
+    results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps) for f in args.families.split(",")]
+    print(f"\n{'family':<18} {'scar sl.':>8} {'CNR(scar,myo) before→target→after':>36} {'gain':>7} {'CNR(scar,blood) b→a':>20} "
+          f"{'worse':>6} {'remote Δ scar/free':>19} {'blood Δ':>8} {'outside':>8}")
+    for r in results:
+        print(f"{r['family']:<18} {r['scar_slices']:>8} {r['cnr_scar_myo_before']:>10.2f} → {r['cnr_scar_myo_target']:>6.2f} → "
+              f"{r['cnr_scar_myo_after']:>6.2f} {100 * r['cnr_scar_myo_gain']:>+6.1f}% {r['cnr_scar_blood_before']:>8.2f} → "
+              f"{r['cnr_scar_blood_after']:>6.2f} {r['slices_worse']:>3}/{r['scar_slices']:<3}"
+              f"{100 * r['remote_change_scar_slices']:>+8.1f}%/{100 * r['remote_change_scar_free_slices']:>+5.1f}%"
+              f"{100 * r['blood_change_scar_slices']:>+7.1f}% {r['voxels_changed_outside_roi']:>8}")
+    worst = min(results, key=lambda r: r["cnr_scar_myo_gain"])
+    print(f"worst family: {worst['family']} (CNR(scar, myo) {100 * worst['cnr_scar_myo_gain']:+.1f} %, "
+          f"{worst['slices_worse']} of {worst['scar_slices']} scar slices worse)")
+    out = {"benchmark": "enh_families", "model": repo_relative(net.model_dir), "model_version": net.metadata.get("version"),
+           "seed": args.seed, "cases_per_family": args.cases, "lam": args.lam, "k": args.k, "steps": args.steps,
+           "roi": "ground truth", "threads": torch.get_num_threads(), "platform": platform.platform(),
+           "worst_family": worst["family"], "families": results}
+    write_result(args.json, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
