@@ -28,6 +28,7 @@ def test_train_commands_record_the_exact_command_line(monkeypatch, argv, target)
 
     module, name = target.rsplit(".", 1)
     monkeypatch.setattr(__import__(module, fromlist=[name]), name, fake)
+    monkeypatch.setattr("scarenhance.datasets.list_cases", lambda *a, **k: ["Case_001"])  # the data paths are made up
     assert cli.main(argv) == 0
     assert seen["command"] == shlex.join(["scarenhance", *argv])
     assert shlex.split(seen["command"])[1:] == argv  # the line parses back to the same arguments
