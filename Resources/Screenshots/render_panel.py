@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "ScarEnhance"))
 from ScarEnhanceLib.EngineJob import describeDevice  # noqa: E402  (the texts the code writes)
 from ScarEnhanceLib.ModelRegistry import SHIPPED_REGISTRY, ModelRegistry  # noqa: E402
 
-MODELS = {m.kind: m.label for m in ModelRegistry(userDir="/nonexistent", shippedRegistry=SHIPPED_REGISTRY).models() if m.shipped}
+_registry = ModelRegistry(userDir="/nonexistent", shippedRegistry=SHIPPED_REGISTRY)
+MODELS = {kind: _registry.default(kind).label for kind in ("heart-segmentation", "scar-diffusion")}  # what the panel selects first
 tree = ET.parse(ui)
 root = tree.getroot()
 for cw in root.findall("customwidgets"):
