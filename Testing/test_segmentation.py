@@ -253,9 +253,11 @@ def test_shipped_demo_model_is_registered_verified_and_segments_a_fresh_phantom(
     entry = next(e for e in registry_entries() if e["id"] == default_model_id(SEGMENTATION))
     model = load_segmentation_model(None, "cpu")
     assert folder_digest(model.path) == entry["folder_sha256"]
-    assert (model.path / WEIGHTS).stat().st_size < 5_000_000
+    assert (model.path / WEIGHTS).stat().st_size < 10_000_000  # a few MB: the shipped cpu-medium model is 7.6 MB
     assert model.metadata["scarenhance"]["validation"]["dice"] > 0.8
-    case = generate_case(case_seed(9002, 1), n_slices=4, ti_quality="good")  # a seed no training set used
+    assert model.has_classes and model.normalisation["method"] == "percentile"
+    # the phantom generator is a family the shipped model never trained on (it learned from scarenhance.synth)
+    case = generate_case(case_seed(9002, 1), n_slices=4, ti_quality="good")
     mask = segment_heart(case.image, device="cpu")
     assert dice(sitk.GetArrayViewFromImage(mask) > 0, heart_mask(canonical_labels(case))) > 0.85
 
