@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .diffusion.presets import PRESETS
+from .diffusion.presets import PREDICTIONS, PRESETS
 from .errors import ModelError
 
 MAX_CONFIG_BYTES = 1 << 20  # our configs are a few KB; a larger one is not ours
@@ -181,6 +181,7 @@ UNET = {
 # The preset and the DiffusionModelUNet overrides ConditionalDenoiser accepts (its in/out channels are fixed).
 DENOISER = {
     "preset": _choice(*PRESETS),
+    "prediction": _choice(*PREDICTIONS),
     "channels": _widths,
     "attention_levels": _list_of(lambda v: _boolean(v), 2, 8, "true/false values"),
     "num_res_blocks": _either(_integer(1, 8), _list_of(_integer(1, 8), 2, 8, "integers"), what="an integer from 1 to 8 or a list of them"),

@@ -9,13 +9,18 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..diffusion.presets import PRESETS
+    from ..diffusion.presets import PREDICTIONS, PRESETS
 
     p.add_argument("--data", required=True, help="dataset folder (EMIDEC, MyoPS or generic layout)")
     p.add_argument("--out", required=True, help="model folder to write (checkpoints in OUT/training)")
     p.add_argument("--layout", default="auto", choices=["auto", "emidec", "myops", "generic"])
     p.add_argument("--preset", default="cpu-small", choices=sorted(PRESETS),
                    help="network size: cpu-small (~1 M parameters) or gpu-paper (the paper's 32 M SR3 U-Net)")
+    p.add_argument("--prediction", default="epsilon", choices=PREDICTIONS,
+                   help="what the network outputs: the noise (epsilon, the paper's) or the change from the original "
+                        "slice (residual: untrained or unsure, it changes nothing); the sampler and loss work in ε either way")
+    p.add_argument("--snr-gamma", type=float, default=0.0, metavar="G",
+                   help="min-SNR-G weighting of the loss over timesteps (0 = the paper's plain ε-loss; 5 is usual)")
     p.add_argument("--epochs", type=int, default=200, help="paper: 200")
     p.add_argument("--batch-size", type=int, default=16, help="per process (paper: 16)")
     p.add_argument("--crop-size", type=int, default=64, help="training crop side in native pixels, around the heart")
@@ -64,7 +69,7 @@ def run(args) -> int:
     from ..progress import cli_progress
 
     config = DiffusionTrainConfig(
-        preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, scar_focus=args.scar_focus,
+        preset=args.preset, prediction=args.prediction, snr_gamma=args.snr_gamma, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, scar_focus=args.scar_focus,
         samples_per_epoch=args.samples_per_epoch, lr=args.lr, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, grad_clip=args.grad_clip, t_max=args.t_max, val_fraction=args.val_fraction,
         sample_every=args.sample_every, roi_source=args.roi_source, whole_image=args.whole_image, from_original=args.from_original,

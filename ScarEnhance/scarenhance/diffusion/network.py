@@ -2,6 +2,14 @@
 
 Channel 0 is the noisy target y_t, channel 1 the original slice x_0 (the condition, concatenated as in
 SR3 and the paper). Both are in the network range [-1, 1]. Output: the predicted noise ε̂ (one channel).
+
+With prediction="residual" the U-Net's own output is the change r̂ from the condition, x̂_0 = x_0 + r̂,
+and forward returns the ε̂ that this x̂_0 implies: ε̂ = (y_t − √ᾱ_t·x̂_0) / √(1 − ᾱ_t). The sampler and
+the paper's ε-loss stay exactly as they are; only what the network has to learn changes. The gamma
+targets leave the myocardium as it is, so "no change" is the right answer for most ROI pixels, and it is
+what a residual network gives from its first step (MONAI zero-initialises the output convolution).
+An ε-network has to learn the identity to the precision of a few grey levels (remote myocardium sits near
+15 of 255 on real scans) and, where it misses, brightens healthy myocardium.
 """
 
 from __future__ import annotations
@@ -9,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .presets import DEFAULT_PRESET, PRESETS  # noqa: F401  (re-exported: callers import them from here)
+from .presets import DEFAULT_PRESET, PREDICTIONS, PRESETS  # noqa: F401  (re-exported: callers import them from here)
 
 
 class ConditionalDenoiser(nn.Module):
@@ -18,30 +26,50 @@ class ConditionalDenoiser(nn.Module):
     H and W must be multiples of `multiple_of` (2 ** number of downsamplings).
     """
 
-    def __init__(self, preset: str = DEFAULT_PRESET, **overrides):
+    def __init__(self, preset: str = DEFAULT_PRESET, prediction: str = "epsilon", **overrides):
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
         if preset not in PRESETS:
             raise ValueError(f"unknown diffusion network preset {preset!r}; choose one of {sorted(PRESETS)}")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {prediction!r}; choose one of {list(PREDICTIONS)}")
         self.preset = preset
+        self.prediction = prediction
         self.config = {**PRESETS[preset], **overrides}
         self.unet = DiffusionModelUNet(
             spatial_dims=2, in_channels=2, out_channels=1, use_flash_attention=True, **self.config
         )
         self.multiple_of = 2 ** (len(self.config["channels"]) - 1)
+        if prediction == "residual":
+            from .schedule import make_schedule
+
+            # not a buffer: the schedule is fixed by the engine, never by a model file's weights
+            self._alphas_cumprod = make_schedule().alphas_cumprod.float()
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 2:
             raise ValueError(f"expected x of shape (B, 2, H, W), got {tuple(x.shape)}")
         if x.shape[-2] % self.multiple_of or x.shape[-1] % self.multiple_of:
             raise ValueError(f"H and W must be multiples of {self.multiple_of}, got {tuple(x.shape[-2:])}")
-        return self.unet(x, t)
+        out = self.unet(x, t)
+        if self.prediction == "epsilon":
+            return out
+        a = self._alphas_cumprod.to(x.device)[t].view(-1, 1, 1, 1)
+        x0_hat = x[:, 1:2].float() + out.float()
+        return (x[:, 0:1].float() - a.sqrt() * x0_hat) / (1 - a).sqrt()
+
+    def zero_output(self) -> None:
+        """Zero the last convolution (as MONAI initialises it): a residual network then changes nothing."""
+        conv = self.unet.out[-1]
+        for p in conv.parameters():
+            nn.init.zeros_(p)
 
 
-def network_def(preset: str = DEFAULT_PRESET, **overrides) -> dict:
-    """The bundle's configs/inference.json entry that rebuilds this network."""
-    return {"_target_": "scarenhance.diffusion.network.ConditionalDenoiser", "preset": preset, **overrides}
+def network_def(preset: str = DEFAULT_PRESET, prediction: str = "epsilon", **overrides) -> dict:
+    """The bundle's configs/inference.json entry that rebuilds this network (ε-models keep their old form)."""
+    extra = {} if prediction == "epsilon" else {"prediction": prediction}
+    return {"_target_": "scarenhance.diffusion.network.ConditionalDenoiser", "preset": preset, **extra, **overrides}
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -30,3 +30,8 @@ PRESETS: dict[str, dict] = {
     ),
 }
 DEFAULT_PRESET = "cpu-small"
+
+# What the U-Net's output means (network.py). "epsilon": the noise ε itself (the paper's ε_θ).
+# "residual": the change x̂_0 − x_0 from the conditioning slice, turned into ε̂ by the schedule, so an
+# untrained or unsure network leaves the slice as it is instead of inventing a change.
+PREDICTIONS = ("epsilon", "residual")

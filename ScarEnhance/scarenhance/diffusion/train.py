@@ -43,6 +43,7 @@ VAL_TIMESTEPS = (25, 100, 250)  # fixed t of the validation ε-MSE (clipped belo
 @dataclass
 class DiffusionTrainConfig:
     preset: str = "cpu-small"
+    prediction: str = "epsilon"  # what the U-Net outputs (network.py): "epsilon" = paper, "residual" = x̂_0 − x_0
     network: dict = field(default_factory=dict)  # overrides of the preset's DiffusionModelUNet arguments
     epochs: int = 200  # paper: 200
     batch_size: int = 16  # paper: 16
@@ -62,6 +63,7 @@ class DiffusionTrainConfig:
     from_original: float = 0.0  # share of steps noised from x_0 and scored against y_0 (make_train_step); 0 = paper
     scar_weight: float = 1.0  # loss weight of scar pixels relative to blood (make_train_step); 1 = paper
     myo_weight: float = 1.0  # loss weight of myocardium pixels relative to blood; 1 = paper
+    snr_gamma: float = 0.0  # min-SNR-γ weighting of the ε-loss (make_train_step); 0 = paper (plain ε-loss)
     init_from: "str | None" = None  # a model folder or a run's latest.pt whose weights start a new run (fine-tuning)
     seg_model: "str | None" = None
     seed: int = 0
@@ -116,7 +118,7 @@ FROM_ORIGINAL_T_MIN = 100  # from-original steps start here: below it the chain 
 
 
 def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, from_original: float = 0.0,
-                    scar_weight: float = 1.0, myo_weight: float = 1.0) -> Callable:
+                    scar_weight: float = 1.0, myo_weight: float = 1.0, snr_gamma: float = 0.0) -> Callable:
     """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (scar, myo) (B, 1, s, s).
 
     whole_image: the ablation of the paper's Table 2, plain conditional DDPM with m = 1 everywhere.
@@ -129,9 +131,15 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
     loss (all 1, the paper's) a small network settles for darkening the blood pool and barely brightens
     scar, the change the method exists for; weighting scar alone then teaches it to brighten bright
     myocardium too (a too-short inversion time), which the myocardium's weight holds back.
+    snr_gamma: each sample's ε-loss is weighted min(SNR_t, γ) / SNR_t (Hang et al., ICCV 2023, "min-SNR").
+    The ε-error of a residual network is its x̂_0 error times √SNR_t, so the plain ε-loss would be ruled
+    by the few t near 0, where SNR reaches 10⁴; with the weight every t ≥ the one where SNR = γ counts as
+    its x̂_0 error times SNR_t, and smaller t no more than γ times it. 0 gives the paper's loss.
     """
     if scar_weight < 0 or myo_weight < 0:
         raise InputError(f"tissue weights must be ≥ 0, got scar {scar_weight}, myocardium {myo_weight}")
+    if snr_gamma < 0:
+        raise InputError(f"snr_gamma must be ≥ 0 (0 = the paper's plain loss), got {snr_gamma}")
 
     def train_step(model: nn.Module, batch: dict) -> torch.Tensor:
         x0, y0, mask = batch["x0"], batch["y0"], batch["mask"]
@@ -143,16 +151,25 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
         eps = torch.randn_like(y0)
         if from_original <= 0:
             yt = add_localized_noise(y0, mask, eps, t, schedule)
-            return masked_mse(model(torch.cat([yt, x0], dim=1), t), eps, mask, weight)
+            return masked_mse(model(torch.cat([yt, x0], dim=1), t), eps, mask, weight, snr_weights(schedule, t, snr_gamma))
         pick = torch.rand(n, device=x0.device) < from_original
         t = torch.where(pick, torch.randint(min(FROM_ORIGINAL_T_MIN, t_max - 1), t_max, (n,), device=x0.device), t)
         start = torch.where(pick.view(-1, 1, 1, 1), x0, y0)
         yt = add_localized_noise(start, mask, eps, t, schedule)
         a = schedule.alphas_cumprod.to(device=x0.device, dtype=y0.dtype)[t].view(-1, 1, 1, 1)
         target = (yt - a.sqrt() * y0) / (1 - a).sqrt()  # = ε where start is y0
-        return masked_mse(model(torch.cat([yt, x0], dim=1), t), target, mask, weight)
+        return masked_mse(model(torch.cat([yt, x0], dim=1), t), target, mask, weight, snr_weights(schedule, t, snr_gamma))
 
     return train_step
+
+
+def snr_weights(schedule: Schedule, t: torch.Tensor, snr_gamma: float) -> "torch.Tensor | None":
+    """Per-sample weights min(SNR_t, γ) / SNR_t of the ε-loss (make_train_step); None when γ = 0."""
+    if snr_gamma <= 0:
+        return None
+    a = schedule.alphas_cumprod.to(t.device)[t]
+    snr = a / (1 - a)
+    return (snr.clamp(max=snr_gamma) / snr).float()
 
 
 def tissue_weights(batch: dict, scar_weight: float, myo_weight: float = 1.0) -> "torch.Tensor | None":
@@ -165,9 +182,9 @@ def tissue_weights(batch: dict, scar_weight: float, myo_weight: float = 1.0) -> 
 
 @torch.no_grad()
 def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VAL_TIMESTEPS, seed: int = 0,
-                   scar_weight: float = 1.0, myo_weight: float = 1.0) -> float:
-    """Mean masked ε-MSE of `net` on `batch` at the fixed `timesteps`, with fixed noise (scar pixels
-    and myocardium weighted as in training)."""
+                   scar_weight: float = 1.0, myo_weight: float = 1.0, snr_gamma: float = 0.0) -> float:
+    """Mean masked ε-MSE of `net` on `batch` at the fixed `timesteps`, with fixed noise (scar pixels,
+    myocardium and timesteps weighted as in training)."""
     device = next(net.parameters()).device
     g = torch.Generator().manual_seed(seed)
     x0, y0, mask = (batch[k].to(device) for k in ("x0", "y0", "mask"))  # once, for every t
@@ -178,7 +195,8 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
         eps = torch.randn(y0.shape, generator=g).to(device)
         t = torch.full((x0.shape[0],), t_value, dtype=torch.long, device=device)
         yt = add_localized_noise(y0, mask, eps, t, schedule)
-        losses.append(float(masked_mse(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask, weight)))
+        losses.append(float(masked_mse(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask, weight,
+                                       snr_weights(schedule, t, snr_gamma))))
     return float(np.mean(losses))
 
 
@@ -265,7 +283,7 @@ def train_diffusion(
         log(f"train-diffusion: {len(train_names)} training cases ({len(train_pairs)} slices), {len(val_names)} validation "
             f"cases ({len(val_pairs)} slices), dataset blood mean {blood_mean:.2f}, device {ctx.device}")
 
-    net = ConditionalDenoiser(config.preset, **config.network)
+    net = ConditionalDenoiser(config.preset, config.prediction, **config.network)
     if config.crop_size % net.multiple_of:
         raise InputError(f"crop size must be a multiple of {net.multiple_of} for preset {config.preset}, got {config.crop_size}")
     if config.init_from and not resume:  # on --resume the run's own checkpoint holds the weights
@@ -285,7 +303,7 @@ def train_diffusion(
     def validate(module: nn.Module) -> float:
         ema_net = module.averaged
         loss = masked_eps_mse(ema_net, val_batch, schedule, val_t, seed=config.seed,
-                              scar_weight=config.scar_weight, myo_weight=config.myo_weight)
+                              scar_weight=config.scar_weight, myo_weight=config.myo_weight, snr_gamma=config.snr_gamma)
         epoch_counter["n"] += 1
         if config.sample_every and epoch_counter["n"] % config.sample_every == 0 and ctx.is_main:
             check = fast_cnr_check(ema_net, val_pairs or train_pairs, schedule, lam=min(config.lam, config.t_max))
@@ -298,10 +316,10 @@ def train_diffusion(
     summary: dict = {}
 
     def write_model(epoch: int, metric: "float | None", weights: dict) -> None:
-        final = ConditionalDenoiser(config.preset, **config.network)
+        final = ConditionalDenoiser(config.preset, config.prediction, **config.network)
         final.load_state_dict(ema_weights(weights))
         meta = _metadata(config, final, schedule, command, epoch, metric, history_meta)
-        save_bundle(out, final, network_def(config.preset, **config.network), meta)
+        save_bundle(out, final, network_def(config.preset, config.prediction, **config.network), meta)
         summary.update(meta["scarenhance"]["training"])
 
     stop = threading.Event()
@@ -319,7 +337,7 @@ def train_diffusion(
     tic = time.perf_counter()
     try:
         step = make_train_step(schedule, config.t_max, config.whole_image, config.from_original, config.scar_weight,
-                               config.myo_weight)
+                               config.myo_weight, config.snr_gamma)
         result = fit(wrapped, optimizer, loader, step, validate, config=fit_config,
                      ctx=ctx, on_best=write_model, progress=progress, cancel=watch, log=log)
         stopped = "completed"
@@ -347,7 +365,8 @@ def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
         "version": "0.1.0",
         "name": "ScarEnhance localized conditional diffusion",
         "task": "myocardial scar enhancement in LGE MRI by localized partial diffusion (Hasny et al., MICCAI 2024)",
-        "description": f"ε-prediction DiffusionModelUNet ({config.preset}, {count_parameters(net) / 1e6:.2f} M parameters)",
+        "description": f"{config.prediction}-prediction DiffusionModelUNet ({config.preset}, {count_parameters(net) / 1e6:.2f} M "
+                       "parameters); forward returns ε̂",
         "network_data_format": {
             "inputs": {"image": {"type": "image", "num_channels": 2, "spatial_shape": [f"{net.multiple_of}*n", f"{net.multiple_of}*n"],
                                  "value_range": [-1, 1], "channel_def": {"0": "noisy target y_t", "1": "original slice x_0"}},
@@ -357,6 +376,7 @@ def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
         "scarenhance": {
             "kind": "scar-diffusion",
             "preset": config.preset,
+            "prediction": config.prediction,
             "multiple_of": net.multiple_of,
             "schedule": {"name": "linear_beta", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": schedule.num_train_timesteps},
             "train_t_max": config.t_max,
@@ -409,6 +429,12 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
     if theirs != ours:
         raise InputError(f"--init-from model has network {theirs}, this run builds {ours}; use the same --preset", source)
     net.load_state_dict(model.state_dict())
+    theirs = getattr(model, "prediction", "epsilon")
+    if theirs != net.prediction:  # the features carry over; the output layer's meaning does not
+        net.zero_output()
+        log(f"train-diffusion: starting from the weights of {model.model_dir} ({theirs}-prediction), output layer "
+            f"zeroed for {net.prediction}-prediction")
+        return
     log(f"train-diffusion: starting from the weights of {model.model_dir}")
 
 
