@@ -374,7 +374,9 @@ def _shipped_diffusion_model_if_it_fits(values: dict) -> "str | None":
 
     folder = resolve_model(None, DIFFUSION)
     meta = read_metadata(folder)
-    fits = meta["scarenhance"].get("preset") == values.get("preset", "cpu-small") and not values.get("network")
+    ours = meta["scarenhance"]
+    fits = (ours.get("preset") == values.get("preset", "cpu-small") and not values.get("network")
+            and ours.get("prediction", "epsilon") == values.get("prediction", "epsilon"))
     return str(folder) if fits else None
 
 
