@@ -276,3 +276,13 @@ def test_show_settings_prints_every_resolved_value_and_the_readme_agrees(tmp_pat
         s, d = resolved["segmentation"], resolved["diffusion"]
         assert f"{s['epochs']} epochs, batch {s['batch_size']}" in unet, (preset, unet)
         assert f"{d['epochs']} epochs, batch {d['batch_size']}, {d['crop_size']}² crops" in diff, (preset, diff)
+
+
+def test_the_shipped_enhancer_is_fine_tuned_only_when_its_prediction_matches(tmp_path):
+    """init_from "auto" takes the shipped diffusion model for the preset's network and output, and starts from
+    scratch when the run asks for another prediction (its output layer would mean something else)."""
+    options = PipelineOptions(data=tmp_path, out=tmp_path / "run", preset="cpu-small")
+    assert Path(pipeline.resolved_settings(options)["diffusion"]["init_from"]).name == "scar-diffusion-demo"
+    other = PipelineOptions(data=tmp_path, out=tmp_path / "run", preset="cpu-small",
+                            overrides={"diffusion": {"prediction": "epsilon"}})
+    assert pipeline.resolved_settings(other)["diffusion"]["init_from"] is None

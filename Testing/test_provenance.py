@@ -48,10 +48,14 @@ def test_the_shipped_diffusion_models_command_gives_its_recorded_settings():
         field = renamed.get(key, key)
         if field in config:
             assert config[field] == value, field
-    assert (config["epochs"], config["time_limit_min"], config["roi_source"]) == (100000, 32.0, "randomized")
+    assert (config["epochs"], config["time_limit_min"], config["roi_source"]) == (100000, 18.0, "randomized")
+    assert (config["prediction"], meta["scarenhance"]["prediction"]) == ("residual", "residual")
     assert training["stopped"] == f"time limit of {config['time_limit_min']} min reached"  # the trainer's words
-    # 0.4.0 was fine-tuned from 0.3.0, whose own record (with its hand-reconstructed fields listed) is kept
-    earlier = training["initialised_from"]["its_training"]
+    assert [run["stage"] for run in training["earlier_runs"]] == [1, "1b", 2]
+    # 0.5.0 was trained from 0.4.0, itself fine-tuned from 0.3.0, whose own record (with its hand-reconstructed
+    # fields listed) is kept
+    assert training["initialised_from"]["model"] == "scar-diffusion-demo 0.4.0"
+    earlier = training["initialised_from"]["its_training"]["initialised_from"]["its_training"]
     assert "reconstructed" in earlier and earlier["reconstructed"]["fields"]
     assert all(run["command"].startswith(("scarenhance train-diffusion ", "the same as the run before"))
                for run in earlier["earlier_runs"])

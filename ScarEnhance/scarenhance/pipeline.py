@@ -39,12 +39,15 @@ FORMAT = 1
 # diffusion.train.DiffusionTrainConfig and evaluation.report.EvalSettings. `--set step.key=value` changes any of them.
 PRESETS: dict[str, dict] = {
     # A CPU: the settings of the shipped demo models (small networks, the diffusion model trained on
-    # t < 400 where inference at λ ≤ 300 runs, ROI from the labels); fast DDIM sampling in the evaluation.
+    # t < 400 where inference at λ ≤ 300 runs); fast DDIM sampling in the evaluation.
     "cpu-small": {
         # "auto": start from the shipped model when this run's network matches it (fine-tuning), else from scratch
         "segmentation": {"preset": "cpu-medium", "init_from": "auto"},
-        "diffusion": {"preset": "cpu-small", "init_from": "auto", "epochs": 60, "batch_size": 12, "crop_size": 80, "lr": 5e-4,
-                      "ema_decay": 0.995, "t_max": 400, "roi_source": "labels", "sample_every": 10},
+        # the shipped enhancer's recipe (its README): residual prediction, min-SNR loss, steps noised from the
+        # original, scar and myocardium weighted, randomized ROIs, whole-heart crops
+        "diffusion": {"preset": "cpu-small", "prediction": "residual", "snr_gamma": 5.0, "init_from": "auto", "epochs": 60,
+                      "batch_size": 8, "crop_size": 128, "lr": 1e-4, "ema_decay": 0.995, "t_max": 400, "from_original": 0.7,
+                      "scar_weight": 5.0, "myo_weight": 5.0, "roi_source": "randomized", "sample_every": 10},
         "evaluation": {"lam": 250, "k": 5, "steps": 20, "lam_sweep": [10, 50, 100, 150, 200, 250, 300, 400], "sweep_k": 2},
     },
     # The paper's settings (§3.2): U-Net Adam 1e-3, batch 64, 100 epochs; SR3 U-Net Adam 1e-4, batch 16,
