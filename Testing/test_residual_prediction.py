@@ -17,20 +17,12 @@ from scarenhance.diffusion.schedule import make_schedule
 from scarenhance.diffusion.train import DiffusionTrainConfig, make_train_step, snr_weights, train_diffusion
 from scarenhance.errors import InputError, ModelError
 
-TINY = dict(channels=(8, 16), attention_levels=(False, True), num_res_blocks=1, norm_num_groups=8, num_head_channels=8)
+from test_diffusion import TINY, _crops  # the same tiny network and ROI crops as the sampler's tests
 
 
 @pytest.fixture(scope="module")
 def schedule():
     return make_schedule()
-
-
-def _crops(n=2, h=16, w=16, seed=0):
-    rng = np.random.default_rng(seed)
-    x0 = rng.uniform(-0.9, 0.5, (n, h, w)).astype(np.float32)
-    mask = np.zeros((n, h, w), np.float32)
-    mask[:, 4:12, 3:13] = 1
-    return x0, mask
 
 
 class _Constant(torch.nn.Module):
