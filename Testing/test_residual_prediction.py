@@ -140,6 +140,6 @@ def test_starting_a_residual_run_from_an_epsilon_model_zeroes_its_output_layer(t
     assert res_model.prediction == "residual" and res_model.metadata["scarenhance"]["prediction"] == "residual"
     body = [k for k in eps_model.state_dict() if not k.startswith("unet.out.")]
     assert all(torch.equal(eps_model.state_dict()[k], res_model.state_dict()[k]) for k in body)
-    assert all(float(p.abs().max()) == 0 for p in res_model.unet.out[-1].parameters())
+    assert all(float(p.detach().abs().max()) == 0 for p in res_model.unet.out[-1].parameters())
     inference = json.loads((tmp_path / "res" / "configs" / "inference.json").read_text())
     assert inference["network_def"]["prediction"] == "residual"

@@ -44,8 +44,8 @@ class ConditionalDenoiser(nn.Module):
         if prediction == "residual":
             from .schedule import make_schedule
 
-            # not a buffer: the schedule is fixed by the engine, never by a model file's weights
-            self._alphas_cumprod = make_schedule().alphas_cumprod.float()
+            # moves with the network; not persistent: the schedule is the engine's, never a model file's
+            self.register_buffer("alphas_cumprod", make_schedule().alphas_cumprod.float(), persistent=False)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 2:
@@ -55,7 +55,7 @@ class ConditionalDenoiser(nn.Module):
         out = self.unet(x, t)
         if self.prediction == "epsilon":
             return out
-        a = self._alphas_cumprod.to(x.device)[t].view(-1, 1, 1, 1)
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
         x0_hat = x[:, 1:2].float() + out.float()
         return (x[:, 0:1].float() - a.sqrt() * x0_hat) / (1 - a).sqrt()
 
