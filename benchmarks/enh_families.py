@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ScarEnhance"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from repo_paths import repo_relative, write_result  # noqa: E402
+from repo_paths import add_family_options, apply_threads, repo_relative, write_result  # noqa: E402
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
 from scarenhance.diffusion.safety import assess_enhancement  # noqa: E402
-from scarenhance.evaluation.families import FAMILIES, family_cases  # noqa: E402
+from scarenhance.evaluation.families import family_cases  # noqa: E402
 from scarenhance.evaluation.metrics import tissue_cnrs  # noqa: E402
 from scarenhance.geometry import labels_to_slices, volume_to_slices  # noqa: E402
 from scarenhance.targets import dataset_blood_mean, make_targets  # noqa: E402
@@ -112,18 +112,12 @@ def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, s
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="diffusion model folder or registry id (default: the shipped one)")
-    ap.add_argument("--cases", type=int, default=6)
-    ap.add_argument("--seed", type=int, default=9001)
+    add_family_options(ap, "diffusion", cases=6, json_default="benchmarks/results/enh_families.json")
     ap.add_argument("--lam", type=int, default=250)
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--families", default=",".join(FAMILIES))
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--json", default="benchmarks/results/enh_families.json")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     net = load_diffusion_model(args.model)
     print(f"model {net.metadata.get('name')} {net.metadata.get('version')} ({repo_relative(net.model_dir)}), "
           f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI")

@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT / "ScarEnhance"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from scarenhance import labels as L  # noqa: E402
-from scarenhance.evaluation.families import FAMILIES, family_cases  # noqa: E402
+from scarenhance.evaluation.families import family_cases  # noqa: E402
 from scarenhance.segmentation import load_segmentation_model, segment  # noqa: E402
 from scarenhance.evaluation.metrics import dice  # noqa: E402
-from repo_paths import repo_relative, write_result  # noqa: E402
+from repo_paths import add_family_options, apply_threads, repo_relative, write_result  # noqa: E402
 
 
 def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
@@ -65,15 +65,9 @@ def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="heart model folder or registry id (default: the shipped one)")
-    ap.add_argument("--cases", type=int, default=12, help="cases per family")
-    ap.add_argument("--seed", type=int, default=9001, help="family seed (no training used these cases)")
-    ap.add_argument("--families", default=",".join(FAMILIES))
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--json", default="benchmarks/results/seg_families.json")
+    add_family_options(ap, "heart", cases=12, json_default="benchmarks/results/seg_families.json")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     model = load_segmentation_model(args.model, "cpu")
     print(f"model {model.metadata.get('name')} {model.metadata.get('version')} ({repo_relative(model.path)})")
     results = []
