@@ -81,6 +81,45 @@ def test_keep_best_returns_the_weights_of_the_best_epoch(tmp_path):
     assert (epoch, metric) == (1, 0.9) and torch.equal(weights["0.weight"], seen[1]["0.weight"])
 
 
+def _precision_seen(monkeypatch, native_bf16: bool, amp: bool):
+    """(autocast on?, its dtype) inside train_step and validate, on a CPU said to have native bf16 or not."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native_bf16, raising=False)
+    seen = []
+
+    def record():
+        on = torch.is_autocast_enabled("cpu")
+        seen.append((on, torch.get_autocast_dtype("cpu") if on else torch.float32))
+
+    def step(model, batch):
+        record()
+        out = model(batch[0])
+        seen.append(("output", out.dtype))
+        return torch.nn.functional.mse_loss(out.float(), batch[1])
+
+    def validate(model):
+        record()
+        return 0.0
+
+    model = make_model()
+    fit(model, torch.optim.Adam(model.parameters(), lr=1e-2), loader(), step, validate=validate,
+        config=FitConfig(epochs=1, amp=amp, max_steps_per_epoch=1), log=quiet)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+    return seen
+
+
+def test_cpu_training_uses_bf16_only_where_the_cpu_has_it_and_amp_is_on(monkeypatch):
+    from scarenhance.device import training_autocast_dtype
+
+    bf16 = (True, torch.bfloat16)
+    assert _precision_seen(monkeypatch, native_bf16=True, amp=True) == [bf16, ("output", torch.bfloat16), bf16]
+    assert training_autocast_dtype(torch.device("cpu")) == torch.bfloat16
+    fp32 = (False, torch.float32)
+    assert _precision_seen(monkeypatch, native_bf16=False, amp=True) == [fp32, ("output", torch.float32), fp32]
+    assert training_autocast_dtype(torch.device("cpu")) is None
+    assert _precision_seen(monkeypatch, native_bf16=True, amp=False) == [fp32, ("output", torch.float32), fp32]
+
+
 def test_resume_with_a_new_learning_rate_keeps_the_optimizer_state_but_uses_the_new_rate(tmp_path):
     first = make_model()
     fit(first, torch.optim.Adam(first.parameters(), lr=1e-2), loader(), mse_step,

@@ -7,7 +7,9 @@ machine: a shared one inflates every number here.
 For each preset (cpu-small, gpu-paper) and each trained network (heart U-Net, diffusion denoiser):
 - FLOPs of one training step (forward + backward) at the preset's batch and crop, counted by
   torch.utils.flop_counter (an optimizer step adds well under 1 %);
-- measured seconds per step on this machine's CPU (median of --repeats steps after a warm-up), and the
+- measured seconds per step on this machine's CPU (median of --repeats steps after a warm-up), under the
+  precision the trainers use here (bf16 autocast on a CPU with AMX or AVX512-BF16, else fp32; --no-amp:
+  fp32 always), and the
   process CPU time per step: on a machine shared with other jobs, CPU time / threads is a better
   guess of what an idle machine does than the wall time;
 - the evaluation's cost per slice: diffusion forwards at a typical ROI crop (k samples × steps).
@@ -34,12 +36,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ScarEnhance"))
 
+from scarenhance.device import training_autocast_dtype  # noqa: E402
 from scarenhance.diffusion.network import ConditionalDenoiser  # noqa: E402
 from scarenhance.pipeline import PRESETS  # noqa: E402
 from scarenhance.segmentation import network as seg_network  # noqa: E402
+from scarenhance.training import autocast  # noqa: E402
+
+CPU = torch.device("cpu")
 
 
-def seg_step(preset: str):
+def seg_step(preset: str, amp: bool):
     p = seg_network.PRESETS[preset]
     net = seg_network.build(seg_network.network_def(preset))
     x = torch.rand(p["batch_size"], 1, p["crop"], p["crop"])
@@ -48,14 +54,15 @@ def seg_step(preset: str):
 
     def step():
         opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y)
+        with autocast(CPU, amp):  # as training.fit runs a step
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x).float(), y)
         loss.backward()
         opt.step()
 
     return net, step, {"batch": p["batch_size"], "crop": p["crop"], "epochs": p["epochs"]}
 
 
-def diffusion_step(preset: str):
+def diffusion_step(preset: str, amp: bool):
     d = PRESETS[preset]["diffusion"]
     net = ConditionalDenoiser(d["preset"])
     b, s = d["batch_size"], d["crop_size"]
@@ -65,7 +72,8 @@ def diffusion_step(preset: str):
 
     def step():
         opt.zero_grad()
-        loss = ((net(x, t) - x[:, :1]) ** 2).mean()
+        with autocast(CPU, amp):
+            loss = ((net(x, t).float() - x[:, :1]) ** 2).mean()
         loss.backward()
         opt.step()
 
@@ -104,6 +112,7 @@ def main(argv=None) -> int:
                     help="assumed sustained bf16 TFLOP/s of a modern data-centre GPU on these small U-Nets")
     ap.add_argument("--time-repeats-for", nargs="*", default=["cpu-small"],
                     help="presets whose CPU step is timed (gpu-paper steps take minutes on a CPU: FLOPs only by default)")
+    ap.add_argument("--no-amp", dest="amp", action="store_false", help="time fp32 steps even where the CPU has bf16")
     ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "training_speed.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -111,13 +120,14 @@ def main(argv=None) -> int:
 
     train_slices = int(0.8 * args.cases * args.slices)
     rows, results = [], {"machine": {"cpu_count": os.cpu_count(), "threads": args.threads, "load_avg": os.getloadavg(),
-                                      "python": platform.python_version(), "torch": torch.__version__},
+                                      "python": platform.python_version(), "torch": torch.__version__,
+                                      "training_precision": str(training_autocast_dtype(CPU) if args.amp else None)},
                          "assumptions": {"cases": args.cases, "slices_per_case": args.slices, "train_slices": train_slices,
                                          "gpu_tflops": args.gpu_tflops, "eval_crop": args.eval_crop}, "presets": {}}
     for preset in args.presets:
         out = results["presets"][preset] = {}
         for name, make in (("segmentation", seg_step), ("diffusion", diffusion_step)):
-            net, step, info = make(preset)
+            net, step, info = make(preset, args.amp)
             wall = cpu = None
             if preset in args.time_repeats_for:  # timed before any FLOP counting: timings in one long process drifted up to 20×
                 wall, cpu = timed(step, args.repeats)

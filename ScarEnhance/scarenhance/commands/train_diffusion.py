@@ -57,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="train in fp32 where mixed precision is available (CUDA; CPUs with AMX or AVX512-BF16)")
     p.add_argument("--resume", action="store_true", help="continue the training run in --out (at the --lr given now: resume with a lower --lr for a final phase)")
 
 
@@ -74,7 +76,7 @@ def run(args) -> int:
         ema_decay=args.ema_decay, grad_clip=args.grad_clip, t_max=args.t_max, val_fraction=args.val_fraction,
         sample_every=args.sample_every, roi_source=args.roi_source, whole_image=args.whole_image, from_original=args.from_original,
         scar_weight=args.scar_weight, myo_weight=args.myo_weight, init_from=args.init_from, seg_model=args.seg_model,
-        time_limit_min=args.time_limit_min, seed=args.seed, num_workers=args.workers,
+        time_limit_min=args.time_limit_min, seed=args.seed, num_workers=args.workers, amp=args.amp,
     )
     train_diffusion(args.data, args.out, config, layout=args.layout, device=args.device, resume=args.resume,
                     command=args.command_line, progress=cli_progress)

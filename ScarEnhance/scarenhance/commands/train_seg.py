@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap the batches per epoch (quick runs)")
     p.add_argument("--validate-every", type=int, default=None, help="epochs between validations (default: the preset's; the last epoch always)")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="train in fp32 where mixed precision is available (CUDA; CPUs with AMX or AVX512-BF16)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT/training after an interruption")
 
 
@@ -57,7 +59,7 @@ def run(args) -> int:
         args.data, args.out, synth=args.synth, synth_val=args.synth_val, synth_seed=args.synth_seed,
         init_from=args.init_from, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
         channels=channels, spacing_mm=args.spacing_mm, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-        resume=args.resume, workers=args.workers, layout=args.layout, steps_per_epoch=args.steps_per_epoch,
+        resume=args.resume, amp=args.amp, workers=args.workers, layout=args.layout, steps_per_epoch=args.steps_per_epoch,
         validate_every=args.validate_every, command=args.command_line, progress=cli_progress,
     )
     if summary["val_dice"] is not None:

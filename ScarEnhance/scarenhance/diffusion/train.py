@@ -64,6 +64,7 @@ class DiffusionTrainConfig:
     scar_weight: float = 1.0  # loss weight of scar pixels relative to blood (make_train_step); 1 = paper
     myo_weight: float = 1.0  # loss weight of myocardium pixels relative to blood; 1 = paper
     snr_gamma: float = 0.0  # min-SNR-γ weighting of the ε-loss (make_train_step); 0 = paper (plain ε-loss)
+    amp: bool = True  # mixed precision where the device has it (CUDA; CPUs with AMX or AVX512-BF16)
     init_from: "str | None" = None  # a model folder or a run's latest.pt whose weights start a new run (fine-tuning)
     seg_model: "str | None" = None
     seed: int = 0
@@ -333,6 +334,7 @@ def train_diffusion(
         epochs=config.epochs, checkpoint_dir=out / "training", log_dir=out / "training" / "tensorboard",
         metric_name="val_eps_mse", maximize=False, resume=resume, grad_clip=config.grad_clip, desc="train-diffusion",
         resume_lr=config.lr,  # --resume with another --lr continues at that rate (e.g. a lower final phase)
+        amp=config.amp,
     )
     tic = time.perf_counter()
     try:

@@ -52,6 +52,7 @@ def train_segmentation(
     seed: int = 0,
     device: str = "auto",
     resume: bool = False,
+    amp: bool = True,
     workers: int = 0,
     layout: str = "auto",
     steps_per_epoch: "int | None" = None,
@@ -74,6 +75,7 @@ def train_segmentation(
     validate_every (epochs between validations; the last epoch is always validated) override it.
     resume: continue the run in OUT/training; without it an existing model or run in OUT is an
     InputError (nothing is overwritten). Under torchrun, batch_size is per process.
+    amp: mixed precision where the device has it (CUDA; CPUs with AMX or AVX512-BF16); False: fp32.
     """
     import warnings
 
@@ -184,7 +186,7 @@ def train_segmentation(
             model, optimizer, loader, train_step, validate if val_cases else None,
             config=FitConfig(epochs=epochs, checkpoint_dir=work, log_dir=work / "tensorboard", metric_name="val_dice",
                              resume=resume, max_steps_per_epoch=steps_per_epoch, validate_every=validate_every,
-                             desc="train-seg"),
+                             desc="train-seg", amp=amp),
             ctx=ctx, scheduler=scheduler, progress=scaled(progress, 0.08, 1.0), cancel=cancel, log=log,
             on_best=lambda epoch, metric, weights: write_model(weights, metric, epoch, []),
         )
