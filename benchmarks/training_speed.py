@@ -49,7 +49,8 @@ def seg_step(preset: str, amp: bool):
     p = seg_network.PRESETS[preset]
     net = seg_network.build(seg_network.network_def(preset))
     x = torch.rand(p["batch_size"], 1, p["crop"], p["crop"])
-    y = (torch.rand_like(x) > 0.5).float()
+    with torch.no_grad():  # one channel per class of the network
+        y = (torch.rand_like(net(x)) > 0.5).float()
     opt = torch.optim.Adam(net.parameters(), 1e-3)
 
     def step():

@@ -33,8 +33,9 @@ def cpu_has_native_bf16() -> bool:
 
 
 def training_autocast_dtype(device: torch.device) -> "torch.dtype | None":
-    """Mixed-precision training: as autocast_dtype on CUDA; on a CPU with native bf16, bf16 (a diffusion
-    training step runs 1.7× faster on AMX: benchmarks/training_speed.py), else None (fp32).
+    """Mixed-precision training: as autocast_dtype on CUDA; on a CPU with native bf16, bf16 (on 2 AMX cores a
+    diffusion training step runs 2.0× and a heart-model step 1.6× faster: benchmarks/training_speed.py), else
+    None (fp32).
     Weights, optimizer state and losses stay fp32 (torch.autocast)."""
     if device.type == "cuda":
         return autocast_dtype(device)
