@@ -170,6 +170,9 @@ def test_trainer_writes_a_loadable_model_resumes_and_refuses_to_overwrite(data_d
 
     # the blood mean of every case, validation ones too: what `scarenhance targets` writes into targets.json
     assert len(meta["training"]["val_cases"]) == 1 and meta["training"]["processes"] == 1
+    from scarenhance.device import cpu_has_native_bf16
+
+    assert meta["training"]["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")  # what the steps ran in
     assert meta["training"]["blood_mean"] == write_dataset_targets(data_dir, tmp_path / "targets")["dataset_blood_mean"]
     with pytest.raises(InputError, match="exists here already"):
         train_diffusion(data_dir, out, config, device="cpu", log=logs.append)

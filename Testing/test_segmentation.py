@@ -130,6 +130,9 @@ def test_training_writes_a_model_folder_and_the_loss_falls(trained):
     assert summary["train_cases"] == 3 and summary["val_cases"] == 1
     se = meta["scarenhance"]
     assert se["kind"] == "heart-segmentation" and se["input"]["spacing_mm"] == 2.5 and se["training"]["command"] == "pytest"
+    from scarenhance.device import cpu_has_native_bf16
+
+    assert se["training"]["settings"]["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert se["validation"]["dice"] == pytest.approx(summary["val_dice"]) and se["validation"]["cases"] == 1
     assert meta["version"] and json.loads((out / "configs/inference.json").read_text())["network_def"]["channels"] == [4, 8, 16, 32, 64]
     assert sum("train-seg epoch" in line for line in lines) == 3

@@ -40,3 +40,8 @@ def training_autocast_dtype(device: torch.device) -> "torch.dtype | None":
     if device.type == "cuda":
         return autocast_dtype(device)
     return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+
+
+def precision_name(dtype: "torch.dtype | None") -> str:
+    """How a model record names an autocast dtype (None: fp32 throughout)."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
