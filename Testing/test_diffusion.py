@@ -207,6 +207,25 @@ def test_sampler_is_deterministic_and_keeps_the_outside(tiny_net, schedule):
     assert np.abs(a).max() <= 1.0 + 1e-6
 
 
+def test_sampler_runs_bf16_where_the_cpu_has_it_and_fp32_on_request(schedule, monkeypatch):
+    x0, mask = _crops()
+    torch.manual_seed(1)
+    net = ConditionalDenoiser(**TINY).eval()
+    for p in net.unet.out[-1].parameters():  # MONAI zero-initialises the output layer: ε̂ = 0 in any precision
+        torch.nn.init.normal_(p, std=0.1)
+
+    def run(native_bf16, **kw):
+        monkeypatch.setattr("scarenhance.device.cpu_has_native_bf16", lambda: native_bf16)
+        return sample(net, x0, mask, schedule, lam=10, k=2, steps=4, seed=3, **kw)
+
+    fp32 = run(False)
+    assert np.array_equal(run(True, fp32=True), fp32)  # fp32=True is the fp32 chain, bit for bit
+    bf16 = run(True)
+    assert not np.array_equal(bf16, fp32) and np.abs(bf16 - fp32).max() < 0.05  # bf16 ran, and stays close
+    outside = np.broadcast_to(mask == 0, bf16.shape)
+    assert np.array_equal(bf16[outside], np.broadcast_to(x0, bf16.shape)[outside])  # exact outside either way
+
+
 @pytest.mark.parametrize("steps", [None, 4])
 def test_repeat_r_of_seed_s_is_repeat_r_of_every_longer_run_with_seed_s(tiny_net, schedule, steps):
     x0, mask = _crops()

@@ -109,14 +109,14 @@ def _precision_seen(monkeypatch, native_bf16: bool, amp: bool):
 
 
 def test_cpu_training_uses_bf16_only_where_the_cpu_has_it_and_amp_is_on(monkeypatch):
-    from scarenhance.device import training_autocast_dtype
+    from scarenhance.device import autocast_dtype
 
     bf16 = (True, torch.bfloat16)
     assert _precision_seen(monkeypatch, native_bf16=True, amp=True) == [bf16, ("output", torch.bfloat16), bf16]
-    assert training_autocast_dtype(torch.device("cpu")) == torch.bfloat16
+    assert autocast_dtype(torch.device("cpu")) == torch.bfloat16
     fp32 = (False, torch.float32)
     assert _precision_seen(monkeypatch, native_bf16=False, amp=True) == [fp32, ("output", torch.float32), fp32]
-    assert training_autocast_dtype(torch.device("cpu")) is None
+    assert autocast_dtype(torch.device("cpu")) is None
     assert _precision_seen(monkeypatch, native_bf16=True, amp=False) == [fp32, ("output", torch.float32), fp32]
 
 

@@ -3,7 +3,9 @@
 - reference-style (how the authors' code runs): the whole slice (padded to the U-Net's multiple), batch 1,
   fp32, the k repeats one after another, λ ancestral DDPM steps each, MONAI's DDPMScheduler.step;
 - enhance_scar at the same λ and k: crops around the ROI, all slices × k repeats batched;
-- enhance_scar fast mode: a DDIM chain of --fast-steps steps (k the same).
+- enhance_scar fast mode: a DDIM chain of --fast-steps steps (k the same), in the device's fast precision
+  (bf16/fp16 on CUDA, bf16 on CPUs with AMX or AVX512-BF16) and, where that is not fp32, once more in fp32:
+  time, and the max and mean |difference| of the two outputs inside the ROI.
 
 Long runs are timed on a few steps and extrapolated, and the table says so: the reference loop on
 --ref-steps reverse steps of one slice and one repeat (× λ/ref-steps × k × slices with ROI); the full
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ScarEnhance"))
 from repo_paths import repo_relative  # noqa: E402  (benchmarks/ is the script's folder)
 
 from scarenhance import labels as L  # noqa: E402
-from scarenhance.device import resolve_device  # noqa: E402
+from scarenhance.device import autocast_dtype, precision_name, resolve_device  # noqa: E402
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
 from scarenhance.diffusion.sampler import item_generator  # noqa: E402
 from scarenhance.diffusion.schedule import make_schedule  # noqa: E402
@@ -68,6 +70,12 @@ def reference_slice(model, slice255: np.ndarray, roi: np.ndarray, lam: int, repe
 
 
 CPU_TIMES: dict = {}  # wall seconds → process CPU seconds of the same run (shows contention on shared machines)
+
+
+def on_slice_scale(volume: sitk.Image, stack) -> np.ndarray:
+    """(slices, H, W) of `volume` on each original slice's [0, 255] scale (as the network saw it)."""
+    span = np.where(stack.hi > stack.lo, stack.hi - stack.lo, 1.0)[:, None, None]
+    return (np.transpose(sitk.GetArrayFromImage(volume).astype(np.float64), stack.axes) - stack.lo[:, None, None]) * 255.0 / span
 
 
 def timed(fn, repeat: int = 1) -> float:
@@ -142,11 +150,27 @@ def main(argv=None) -> int:
                      "seconds": t_fast, "cpu_seconds": CPU_TIMES[t_fast],
                      "how": f"measured end to end (volume in, volume out); process CPU time {CPU_TIMES[t_fast]:.1f} s"})
 
+    # the device's fast precision (bf16/fp16 on CUDA, bf16 on AMX CPUs) against fp32: time and pixels
+    precision = precision_name(autocast_dtype(device))
+    versus_fp32 = None
+    if precision != "fp32":
+        steps = args.fast_steps[0]
+        outputs = {}
+        for fp32 in (True, False):
+            tic = time.perf_counter()
+            outputs[fp32] = on_slice_scale(enhance_scar(case.image, roi, lam=args.lam, steps=steps, fp32=fp32, **kw)[0], stack)
+            if fp32:
+                t32 = time.perf_counter() - tic
+        gap = np.abs(outputs[False] - outputs[True])[roi_s]
+        versus_fp32 = {"steps": steps, "max_abs_diff_0_255": float(gap.max()), "mean_abs_diff_0_255": float(gap.mean())}
+        rows.append({"method": f"enhance_scar fast mode (DDIM, {steps} steps), fp32", "network_calls": steps, "seconds": t32,
+                     "how": f"the row above with fp32=True (default here: {precision}); measured once"})
+
     # same pixels? reference loop vs enhance_scar's chain on one slice, same noise, small λ, k = 1
     lam_eq = lam_b
     ref_img = reference_slice(model, stack.slices[i0], roi_s[i0], lam_eq, [item_generator(0, 0, int(i0))], schedule, device)
     ours = enhance_scar(case.image, roi, lam=lam_eq, k=1, seed=0, model=model, device=device)[0]
-    ours255 = (np.transpose(sitk.GetArrayFromImage(ours).astype(np.float64), stack.axes)[i0] - stack.lo[i0]) * 255.0 / (stack.hi[i0] - stack.lo[i0])
+    ours255 = on_slice_scale(ours, stack)[i0]
     diff = float(np.abs(ours255 - ref_img)[roi_s[i0]].mean())
 
     base = rows[0]["seconds"]
@@ -161,11 +185,15 @@ def main(argv=None) -> int:
         load = [round(v, 2) for v in __import__("os").getloadavg()]
     except OSError:
         load = None
+    if versus_fp32:
+        print(f"{precision} vs fp32, fast mode {versus_fp32['steps']} steps, all ROI pixels: max |difference| "
+              f"{versus_fp32['max_abs_diff_0_255']:.3f}, mean {versus_fp32['mean_abs_diff_0_255']:.4f} on the 0–255 scale")
     print(f"load average at the end: {load} (timings on a shared machine are upper bounds)")
     report = {"device": str(device), "load_average": load, "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
               "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None, "model": repo_relative(model.model_dir),
               "stack_size": list(case.image.GetSize()), "slices_with_roi": len(with_roi), "lam": args.lam, "k": args.k,
-              "rows": rows, "reference_vs_ours_mean_abs_diff_0_255": diff}
+              "precision": precision, "rows": rows, "reference_vs_ours_mean_abs_diff_0_255": diff,
+              "default_precision_vs_fp32": versus_fp32}
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -20,26 +20,20 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def autocast_dtype(device: torch.device) -> "torch.dtype | None":
-    """Inference precision: bf16 where the GPU supports it, fp16 on older GPUs, None (fp32) on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """The autocast dtype of inference and training on `device`: bf16 where the GPU supports it, fp16 on older
+    GPUs, bf16 on a CPU that computes it in hardware, else None (fp32). On 2 AMX cores bf16 makes a diffusion
+    training step 2.0× and a heart-model step 1.6× faster (benchmarks/training_speed.py), and enhancement 2×
+    (benchmarks/bench_enhance.py, which also gives the bf16 − fp32 difference). Weights, optimizer state and
+    losses stay fp32 (torch.autocast)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
 
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 matrix products in hardware (AMX or AVX512-BF16)."""
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu has no public probe
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-
-
-def training_autocast_dtype(device: torch.device) -> "torch.dtype | None":
-    """Mixed-precision training: as autocast_dtype on CUDA; on a CPU with native bf16, bf16 (on 2 AMX cores a
-    diffusion training step runs 2.0× and a heart-model step 1.6× faster: benchmarks/training_speed.py), else
-    None (fp32).
-    Weights, optimizer state and losses stay fp32 (torch.autocast)."""
-    if device.type == "cuda":
-        return autocast_dtype(device)
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
 
 
 def precision_name(dtype: "torch.dtype | None") -> str:

@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fast mode: a DDIM chain of N steps from λ to 0 (N ≤ λ); default: the full λ-step DDPM chain")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed → same output on the CPU)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--fp32", action="store_true",
+                   help="run the network in fp32 also where the device is faster in bf16/fp16 (CUDA, CPUs with AMX or AVX512-BF16)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -71,7 +73,7 @@ def run(args) -> int:
     model = load_diffusion_model(args.model)
     tic = time.perf_counter()
     mean, std = enhance_scar(image, roi, model=model, lam=args.lam, k=args.k, steps=args.steps, seed=args.seed,
-                             device=args.device, progress=cli_progress)
+                             device=args.device, fp32=args.fp32, progress=cli_progress)
     seconds = time.perf_counter() - tic
     if myocardium is None:
         myocardium = _myocardium_from_model(image)

@@ -56,6 +56,7 @@ def enhance_scar(
     margin: int = DEFAULT_MARGIN,
     eta: float = 0.0,
     chunk_size: "int | None" = None,
+    fp32: bool = False,
 ) -> tuple[sitk.Image, sitk.Image]:
     """Enhance the scar inside `roi` (any non-zero voxel; resampled nearest-neighbour if on another grid).
 
@@ -63,6 +64,8 @@ def enhance_scar(
     ancestral chain of λ steps, or N ≤ λ for the fast DDIM chain (eta: its noise weight, 0 = deterministic
     after the first noise). seed: same seed → same output on the CPU; None draws one (reported through
     `progress`). cancel: a threading.Event checked at every reverse step (raises Cancelled).
+    fp32: the network in fp32 also where the device runs it faster in bf16/fp16 (CUDA, AMX CPUs; the
+    difference is measured by benchmarks/bench_enhance.py).
 
     Returns (mean, std) in the image's exact geometry and intensity scale, of the pixel type
     `output_dtype` picks so that mean equals the input bit for bit outside the ROI (float32 for the usual
@@ -94,7 +97,7 @@ def enhance_scar(
 
     samples = sample(net, x0, m, schedule, lam=lam, k=k, steps=steps, seed=seed, slice_ids=plan.slice_indices,
                      device=torch_device, eta=eta, chunk_size=chunk_size, progress=scaled(progress, 0.01, 0.98),
-                     cancel=cancel)
+                     cancel=cancel, fp32=fp32)
     mean255 = (samples.mean(axis=0).astype(np.float64) + 1.0) * 127.5
     std255 = samples.std(axis=0).astype(np.float64) * 127.5
 

@@ -99,12 +99,14 @@ def sample(
     chunk_size: "int | None" = None,
     progress: Optional[ProgressFn] = None,
     cancel: Optional[threading.Event] = None,
+    fp32: bool = False,
 ) -> np.ndarray:
     """k enhanced samples of each crop.
 
     x0: (M, h, w) float originals in [-1, 1]; mask: (M, h, w) ROI in {0, 1}; h, w multiples of the
     network's downsampling factor. slice_ids: (M,) ids used to seed each crop's noise (default 0…M−1).
     Returns (k, M, h, w) float32 in [-1, 1]; outside the ROI each sample equals x0.
+    fp32: run the network in fp32 even where the device has a faster autocast dtype (device.autocast_dtype).
     """
     if k < 1:
         raise InputError(f"k (number of repeats) must be at least 1, got {k}")
@@ -128,7 +130,7 @@ def sample(
         batch = items[done : done + chunk]
         try:
             result = _run_chain(model, x0_t, m_t, batch, slice_ids, seed, timesteps, ancestral, eta, schedule, device,
-                                progress, cancel, done, len(items))
+                                progress, cancel, done, len(items), fp32)
         except torch.cuda.OutOfMemoryError:
             # Items are seeded one by one, so retrying a chunk in smaller pieces gives the same result.
             if device.type == "cuda":
@@ -150,7 +152,7 @@ def sample(
 
 
 def _run_chain(model, x0_all, m_all, batch, slice_ids, seed, timesteps, ancestral, eta, schedule, device,
-               progress, cancel, items_before, n_items) -> torch.Tensor:
+               progress, cancel, items_before, n_items, fp32) -> torch.Tensor:
     """The whole reverse chain for one chunk of (crop j, repeat r) items; returns (B, 1, h, w) on the CPU."""
     gens = [item_generator(seed, r, slice_ids[j]) for j, r in batch]
     shape = tuple(x0_all.shape[1:])
@@ -166,7 +168,7 @@ def _run_chain(model, x0_all, m_all, batch, slice_ids, seed, timesteps, ancestra
     cuda = device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    dtype = autocast_dtype(device)
+    dtype = None if fp32 else autocast_dtype(device)
 
     t0 = timesteps[0]
     y = add_localized_noise(x0, m, noise(), torch.full((len(batch),), t0, dtype=torch.long, device=device), schedule)

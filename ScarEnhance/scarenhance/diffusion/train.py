@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..device import precision_name, training_autocast_dtype
+from ..device import precision_name, autocast_dtype
 from ..errors import Cancelled, InputError
 from ..progress import ProgressFn, no_progress
 from .data import CropDataset, SlicePair, fixed_batch, slice_pairs
@@ -315,7 +315,7 @@ def train_diffusion(
 
     history_meta = {"blood_mean": blood_mean, "blood_mean_of": "every case under the data folder (training and validation)",
                     "train_cases": train_names, "val_cases": val_names, "processes": ctx.world_size,
-                    "precision": precision_name(training_autocast_dtype(ctx.device) if config.amp else None)}
+                    "precision": precision_name(autocast_dtype(ctx.device) if config.amp else None)}
     summary: dict = {}
 
     def write_model(epoch: int, metric: "float | None", weights: dict) -> None:

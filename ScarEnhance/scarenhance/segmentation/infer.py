@@ -102,7 +102,7 @@ def predict_probabilities(network: torch.nn.Module, slices: np.ndarray, batch_si
                           progress: ProgressFn = no_progress, cancel: Optional[threading.Event] = None) -> np.ndarray:
     """Class probabilities for (N, H, W) normalised slices (H, W multiples of the network's strides) →
     (C, N, H, W) float32: C = 3 (background, blood, myocardium), or 2 (background, heart) for a
-    single-output model. Batched, under inference_mode, mixed precision on CUDA."""
+    single-output model. Batched, under inference_mode, mixed precision where the device has it (device.autocast_dtype)."""
     from ..device import autocast_dtype
 
     device = device or next(network.parameters()).device

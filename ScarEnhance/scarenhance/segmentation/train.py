@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..device import precision_name, training_autocast_dtype
+from ..device import precision_name, autocast_dtype
 from ..errors import InputError
 from ..evaluation.metrics import dice
 from ..progress import ProgressFn, no_progress, scaled
@@ -170,7 +170,7 @@ def train_segmentation(
                     "epochs": epochs, "seed": seed, "val_fraction": val_fraction, "synth": synth, "synth_val": synth_val,
                     "synth_seed": synth_seed, "init_from": init and init["source"], "steps_per_epoch": steps_per_epoch,
                     "validate_every": validate_every, "workers": workers,
-                    "precision": precision_name(training_autocast_dtype(ctx.device) if amp else None)}
+                    "precision": precision_name(autocast_dtype(ctx.device) if amp else None)}
 
         def metadata(val_dice, best_epoch, history, seconds=None):
             return _metadata(net_def, settings, policy, train_cases, n_site, len(images) - n_site, val_cases, val_dice,

@@ -11,7 +11,7 @@
 
 The caller owns the model, the data and the loss; `fit` owns everything around them:
 - batches moved to the device, ``train_step`` run under autocast (bf16/fp16 on CUDA, bf16 on CPUs with
-  native bf16, else fp32: device.training_autocast_dtype),
+  native bf16, else fp32: device.autocast_dtype),
   backward with a GradScaler when fp16, optional gradient clipping, optimizer and scheduler steps;
 - a tqdm bar per epoch (on a terminal), one log line per epoch (loss, metric, best, lr, time),
   TensorBoard scalars, ``progress(fraction, message)`` callbacks and cancellation between steps;
@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import torch
 
-from ..device import training_autocast_dtype
+from ..device import autocast_dtype
 from ..errors import InputError
 from ..progress import ProgressFn, check_cancel, no_progress
 from . import checkpoint as ckpt
@@ -57,7 +57,7 @@ class FitConfig:
     metric_name: str = "val_dice"
     maximize: bool = True  # False for a validation loss
     resume: bool = True  # True: continue from checkpoint_dir/latest.pt if present; False: refuse to overwrite it
-    amp: bool = True  # mixed precision where the device has it (device.training_autocast_dtype)
+    amp: bool = True  # mixed precision where the device has it (device.autocast_dtype)
     grad_clip: "float | None" = None  # max gradient norm
     validate_every: int = 1  # epochs between validations (the last epoch is always validated)
     max_steps_per_epoch: "int | None" = None
@@ -90,8 +90,8 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 
 def autocast(device: torch.device, enabled: bool = True):
-    """torch.autocast with the training dtype that suits `device`; a no-op where that is fp32."""
-    dtype = training_autocast_dtype(device) if enabled else None
+    """torch.autocast with the dtype that suits `device`; a no-op where that is fp32."""
+    dtype = autocast_dtype(device) if enabled else None
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -128,8 +128,8 @@ def fit(
     """
     ctx = ctx or DistributedContext(device=next(model.parameters()).device)
     device = ctx.device
-    use_amp = config.amp and training_autocast_dtype(device) is not None
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and training_autocast_dtype(device) == torch.float16)
+    use_amp = config.amp and autocast_dtype(device) is not None
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and autocast_dtype(device) == torch.float16)
     ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
 
     start_epoch, best_metric, best_epoch, best_weights, history = 0, None, None, None, []
