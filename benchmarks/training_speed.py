@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ScarEnhance"))
 
-from scarenhance.device import autocast_dtype  # noqa: E402
+from scarenhance.device import autocast_dtype, precision_name  # noqa: E402
 from scarenhance.diffusion.network import ConditionalDenoiser  # noqa: E402
 from scarenhance.pipeline import PRESETS  # noqa: E402
 from scarenhance.segmentation import network as seg_network  # noqa: E402
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     train_slices = int(0.8 * args.cases * args.slices)
     rows, results = [], {"machine": {"cpu_count": os.cpu_count(), "threads": args.threads, "load_avg": os.getloadavg(),
                                       "python": platform.python_version(), "torch": torch.__version__,
-                                      "training_precision": str(autocast_dtype(CPU) if args.amp else None)},
+                                      "training_precision": precision_name(autocast_dtype(CPU) if args.amp else None)},
                          "assumptions": {"cases": args.cases, "slices_per_case": args.slices, "train_slices": train_slices,
                                          "gpu_tflops": args.gpu_tflops, "eval_crop": args.eval_crop}, "presets": {}}
     for preset in args.presets:

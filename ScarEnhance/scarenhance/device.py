@@ -22,7 +22,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 def autocast_dtype(device: torch.device) -> "torch.dtype | None":
     """The autocast dtype of inference and training on `device`: bf16 where the GPU supports it, fp16 on older
     GPUs, bf16 on a CPU that computes it in hardware, else None (fp32). On 2 AMX cores bf16 makes a diffusion
-    training step 2.0× and a heart-model step 1.6× faster (benchmarks/training_speed.py), and enhancement 2×
+    training step 2.1× and a heart-model step 1.6× faster (benchmarks/training_speed.py), and enhancement 2.3×
     (benchmarks/bench_enhance.py, which also gives the bf16 − fp32 difference). Weights, optimizer state and
     losses stay fp32 (torch.autocast)."""
     if device.type == "cuda":

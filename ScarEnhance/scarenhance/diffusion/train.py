@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..device import precision_name, autocast_dtype
+from ..device import autocast_dtype, precision_name
 from ..errors import Cancelled, InputError
 from ..progress import ProgressFn, no_progress
 from .data import CropDataset, SlicePair, fixed_batch, slice_pairs

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..device import precision_name, autocast_dtype
+from ..device import autocast_dtype, precision_name
 from ..errors import InputError
 from ..evaluation.metrics import dice
 from ..progress import ProgressFn, no_progress, scaled
