@@ -20,6 +20,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from scarenhance import labels as L
 from scarenhance.errors import InputError
 from scarenhance.evaluation import metrics as M
 from scarenhance.evaluation.lpips import LPIPS, load_lpips
@@ -416,3 +417,11 @@ def test_evaluate_command(tmp_path, untrained_models, capsys):
     assert main(args) == 2  # refuses to overwrite the report
     assert "--overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
+
+
+
+def test_synth_unseen_marks_which_cases_have_random_contrast():
+    from scarenhance.evaluation.families import family_cases
+
+    assert {c.contrast for c in family_cases("synth-unseen", 4, seed=9001)} == {"lge", "random"}  # half, by its ranges
+    assert all(c.contrast == "lge" for c in family_cases("phantom-real-lge", 2, seed=9001))

@@ -35,7 +35,7 @@ def test_labels_and_image_are_aligned_pixel_for_pixel(monkeypatch):
     """With a distinct flat intensity per structure and no effects, the image *is* the label map's lookup:
     any shift between the two (from the pose, the warp or the partial-volume blend) would show."""
     flat = np.arange(S.COUNT, dtype=float) / S.COUNT
-    monkeypatch.setattr(appearance, "sample_intensities", lambda rng, p: ("lge", flat.copy(), np.zeros(S.COUNT)))
+    monkeypatch.setattr(appearance, "sample_intensities", lambda rng, *ranges: ("lge", flat.copy(), np.zeros(S.COUNT)))
     ranges = SynthRanges(effects=NO_EFFECTS, partial_volume=0.0, warp_mm=(4.0, 5.0))
     for seed in range(6):
         s = synth_slice(seed, ranges)
@@ -169,6 +169,46 @@ def test_synth_cases_are_written_in_the_emidec_layout_and_read_back(tmp_path):
     assert set(np.unique(sitk_array(case.labels))) <= {L.BACKGROUND, L.BLOOD, L.MYOCARDIUM, L.SCAR}
     with pytest.raises(Exception, match="already exists"):
         write_synth_cases(tmp_path / "s", 2, seed=3)
+
+
+def test_lge_contrast_always_draws_scar_visibly_brighter_than_healthy_myocardium():
+    """The enhancer's data: no random or short-TI contrasts; the default ranges still draw both."""
+    lge = SynthRanges().lge_contrast()
+    draws = [appearance.sample_intensities(np.random.default_rng(i), lge.random_contrast, lge.short_ti, lge.min_scar_ratio)
+             for i in range(300)]
+    assert {regime for regime, _, _ in draws} == {"lge"}
+    scar, myo, blood = (np.array([m[t] for _, m, _ in draws]) for t in (S.SCAR, S.LV_MYOCARDIUM, S.LV_BLOOD))
+    assert np.all(scar >= 1.3 * myo - 1e-9) and np.all(myo < blood)
+    default = [appearance.sample_intensities(np.random.default_rng(i)) for i in range(300)]
+    assert any(regime == "random" for regime, _, _ in default)
+    assert any(m[S.SCAR] < m[S.LV_MYOCARDIUM] for regime, m, _ in default if regime == "lge")  # short TI
+
+
+def test_a_stack_shares_one_contrast_draw_so_one_slice_of_its_seed_tells_it():
+    """evaluation/families.py reads a synth-unseen stack's contrast from one synth_slice of its seed."""
+    ranges = SynthRanges(random_contrast=0.5, max_side_px=64)
+    seen = set()
+    for seed in range(12):
+        one = synth_slice(seed, ranges).info["contrast"]
+        at_levels = {synth_slice(seed, dataclasses.replace(ranges, levels=(lv, lv))).info["contrast"]
+                     for lv in (-0.05, 0.3, 0.9, 1.05)}
+        assert at_levels == {one}
+        seen.add(one)
+    assert seen == {"lge", "random"}
+
+
+def test_synth_command_writes_lge_contrast_cases_whose_scar_is_brighter(tmp_path):
+    from scarenhance import datasets
+    from scarenhance.cli import main
+
+    assert main(["synth", "--out", str(tmp_path / "s"), "--cases", "3", "--seed", "5", "--contrast", "lge"]) == 0
+    ratios = []
+    for name in datasets.list_cases(tmp_path / "s"):
+        case = datasets.load_case(tmp_path / "s", name)
+        image, labels = sitk_array(case.image).astype(float), sitk_array(case.labels)
+        if (labels == L.SCAR).sum() > 20:
+            ratios.append(image[labels == L.SCAR].mean() / image[labels == L.MYOCARDIUM].mean())
+    assert ratios and min(ratios) > 1.0
 
 
 def sitk_array(image):

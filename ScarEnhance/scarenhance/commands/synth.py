@@ -9,13 +9,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write Case_001 … into (existing case folders are never overwritten)")
     parser.add_argument("--cases", type=int, default=10, help="number of cases (default: 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the set (default: 0)")
+    parser.add_argument("--contrast", choices=("any", "lge"), default="any",
+                        help="any: LGE-like and fully random contrasts, for the heart model (default); "
+                             "lge: LGE-like only, scar always brighter than healthy myocardium, for the enhancer")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..progress import cli_progress
+    from ..synth.sample import SynthRanges
     from ..synth.write import write_synth_cases
 
-    folders = write_synth_cases(args.out, args.cases, args.seed, progress=cli_progress)
+    ranges = SynthRanges().lge_contrast() if args.contrast == "lge" else SynthRanges()
+    folders = write_synth_cases(args.out, args.cases, args.seed, ranges=ranges, progress=cli_progress)
     print(f"wrote {len(folders)} randomized synthetic cases in the EMIDEC layout under {args.out} "
           f"({folders[0].name} … {folders[-1].name})")
     return 0

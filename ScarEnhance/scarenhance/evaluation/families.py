@@ -33,6 +33,7 @@ class EvalCase:
     name: str
     image: sitk.Image
     labels: np.ndarray  # canonical labels, numpy (z, y, x) order on the image's grid
+    contrast: str = "lge"  # "random" when the intensities follow no LGE ordering (synth-unseen's half)
 
 
 def family_cases(family: str, count: int, seed: int = 9001) -> Iterator[EvalCase]:
@@ -96,7 +97,7 @@ def _as_real_lge(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
 
 
 def _synth_unseen(seed: int, i: int) -> EvalCase:
-    from ..synth import SynthRanges
+    from ..synth import SynthRanges, synth_slice
     from ..synth.acquisition import AcquisitionRanges
     from ..synth.stack import synth_stack
 
@@ -109,9 +110,10 @@ def _synth_unseen(seed: int, i: int) -> EvalCase:
         acquisition=AcquisitionRanges(pixel_mm=(2.6, 3.5), noise=(0.12, 0.2)),
     )
     ranges = dataclasses.replace(ranges, acquisition=dataclasses.replace(ranges.acquisition, output_spacing_mm=ranges.spacing_mm))
-    image, canonical = synth_stack(int(rng.integers(0, 2**31 - 1)), int(rng.integers(3, 9)), ranges,
-                                   slice_spacing_mm=float(rng.uniform(6, 12)))
-    return EvalCase(f"synth-unseen-{i:03d}", image, sitk.GetArrayFromImage(canonical))
+    stack_seed = int(rng.integers(0, 2**31 - 1))
+    image, canonical = synth_stack(stack_seed, int(rng.integers(3, 9)), ranges, slice_spacing_mm=float(rng.uniform(6, 12)))
+    contrast = synth_slice(stack_seed, ranges).info["contrast"]  # a stack's slices share its contrast draw (stack.py)
+    return EvalCase(f"synth-unseen-{i:03d}", image, sitk.GetArrayFromImage(canonical), contrast)
 
 
 _BUILDERS = {"phantom": _phantom, "phantom-real-lge": _phantom_real_lge, "synth-unseen": _synth_unseen}

@@ -27,8 +27,17 @@ _LGE_RELATIVE = {
 }
 
 
-def sample_intensities(rng: np.random.Generator, random_probability: float = 0.3) -> tuple[str, np.ndarray, np.ndarray]:
-    """(regime, means (COUNT,), standard deviations (COUNT,)) for one sample."""
+def sample_intensities(rng: np.random.Generator, random_probability: float = 0.3,
+                       short_ti_probability: float = 0.15,
+                       min_scar_to_myocardium: float = 0.0) -> tuple[str, np.ndarray, np.ndarray]:
+    """(regime, means (COUNT,), standard deviations (COUNT,)) for one sample.
+
+    ``short_ti_probability``: share of "lge" samples with a too-short inversion time, where the scar can
+    be darker than the myocardium. ``min_scar_to_myocardium``: the least scar/myocardium mean ratio of
+    "lge" samples (0: the drawn one). The enhancer's data (``SynthRanges.lge_contrast``) sets no random or
+    short-TI samples and a ratio of at least 1.3, so that scar is always visibly brighter than healthy
+    myocardium, as LGE defines it (FACTS: 1.35–5.4 on real scans).
+    """
     if rng.random() < random_probability:
         means = rng.uniform(0.0, 1.0, S.COUNT)
         sds = rng.uniform(0.0, 0.15, S.COUNT)
@@ -43,9 +52,9 @@ def sample_intensities(rng: np.random.Generator, random_probability: float = 0.3
     means[S.PAPILLARY] = myo * rng.uniform(0.7, 1.8)
     means[S.TRABECULAE] = myo * rng.uniform(0.7, 2.5)
     # scar between well above the myocardium and somewhat above the blood; no-reflow dark inside it
-    means[S.SCAR] = myo + rng.uniform(0.35, 1.3) * (1.0 - myo)
+    means[S.SCAR] = max(myo + rng.uniform(0.35, 1.3) * (1.0 - myo), min_scar_to_myocardium * myo)
     means[S.NO_REFLOW] = myo * rng.uniform(0.3, 1.5)
-    if rng.random() < 0.15:  # a too-short inversion time: myocardium bright, blood dark
+    if rng.random() < short_ti_probability:  # a too-short inversion time: myocardium bright, blood dark
         means[S.LV_MYOCARDIUM], means[S.LV_BLOOD] = rng.uniform(0.5, 1.0), rng.uniform(0.1, 0.5)
     scale = 1.0 / max(means.max(), 1e-6)
     means *= scale

@@ -34,12 +34,24 @@ class SynthRanges:
     warp_mm: tuple[float, float] = (0.0, 5.0)
     scar_probability: float = 0.7
     random_contrast: float = 0.3  # share of samples with a fully random (not LGE-like) contrast
+    short_ti: float = 0.15  # share of LGE-like samples with a too-short inversion time (myocardium bright)
+    min_scar_ratio: float = 0.0  # least scar / healthy-myocardium mean of LGE-like samples (0: as drawn)
     texture_px: tuple[float, float] = (0.0, 1.5)
     partial_volume: float = 0.4  # probability of blending in a neighbouring level (5–12 mm slices)
     spacing_mm: float = 1.75
     max_side_px: int = 320
     acquisition: acquisition.AcquisitionRanges = field(default_factory=acquisition.AcquisitionRanges)
     effects: dict = field(default_factory=dict)  # effect name → probability, overriding acquisition.EFFECTS
+
+    def lge_contrast(self) -> "SynthRanges":
+        """These ranges with LGE-like contrast only: scar brighter than healthy myocardium in every sample.
+
+        For the enhancer. The heart model learns shape, so random contrast teaches it to ignore
+        appearance; the enhancer's target is defined by appearance (brighten what LGE shows as scar),
+        and a sample whose scar is darker than the myocardium asks it to brighten a region it cannot
+        see, which teaches it to brighten the myocardium a little everywhere instead.
+        """
+        return dataclasses.replace(self, random_contrast=0.0, short_ti=0.0, min_scar_ratio=1.3)
 
 
 @dataclass
@@ -57,7 +69,7 @@ def synth_slice(seed: "int | np.random.SeedSequence | list[int]", ranges: "Synth
     anat = anatomy.sample_anatomy(rng, r.heart_mm, r.wall_mm, r.levels, scar_probability=r.scar_probability)
     grid = _sample_grid(rng, anat, r)
     structures = anatomy.render(anat, grid)
-    regime, means, sds = appearance.sample_intensities(rng, r.random_contrast)
+    regime, means, sds = appearance.sample_intensities(rng, r.random_contrast, r.short_ti, r.min_scar_ratio)
     smooth = float(rng.uniform(*r.texture_px))
     image = appearance.paint(structures, means, sds, rng, smooth)
     pv_weight = 0.0
