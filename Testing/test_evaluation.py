@@ -20,7 +20,6 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from scarenhance import labels as L
 from scarenhance.errors import InputError
 from scarenhance.evaluation import metrics as M
 from scarenhance.evaluation.lpips import LPIPS, load_lpips

@@ -39,7 +39,7 @@ from scarenhance.device import autocast_dtype, precision_name, resolve_device  #
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
 from scarenhance.diffusion.sampler import item_generator  # noqa: E402
 from scarenhance.diffusion.schedule import make_schedule  # noqa: E402
-from scarenhance.geometry import labels_to_slices, volume_to_slices  # noqa: E402
+from scarenhance.geometry import labels_to_slices, to_stack_scale, volume_to_slices  # noqa: E402
 from scarenhance.phantom import canonical_labels, generate_case  # noqa: E402
 
 
@@ -70,12 +70,6 @@ def reference_slice(model, slice255: np.ndarray, roi: np.ndarray, lam: int, repe
 
 
 CPU_TIMES: dict = {}  # wall seconds → process CPU seconds of the same run (shows contention on shared machines)
-
-
-def on_slice_scale(volume: sitk.Image, stack) -> np.ndarray:
-    """(slices, H, W) of `volume` on each original slice's [0, 255] scale (as the network saw it)."""
-    span = np.where(stack.hi > stack.lo, stack.hi - stack.lo, 1.0)[:, None, None]
-    return (np.transpose(sitk.GetArrayFromImage(volume).astype(np.float64), stack.axes) - stack.lo[:, None, None]) * 255.0 / span
 
 
 def timed(fn, repeat: int = 1) -> float:
@@ -158,7 +152,7 @@ def main(argv=None) -> int:
         outputs = {}
         for fp32 in (True, False):
             tic = time.perf_counter()
-            outputs[fp32] = on_slice_scale(enhance_scar(case.image, roi, lam=args.lam, steps=steps, fp32=fp32, **kw)[0], stack)
+            outputs[fp32] = to_stack_scale(stack, enhance_scar(case.image, roi, lam=args.lam, steps=steps, fp32=fp32, **kw)[0])
             if fp32:
                 t32 = time.perf_counter() - tic
         gap = np.abs(outputs[False] - outputs[True])[roi_s]
@@ -170,7 +164,7 @@ def main(argv=None) -> int:
     lam_eq = lam_b
     ref_img = reference_slice(model, stack.slices[i0], roi_s[i0], lam_eq, [item_generator(0, 0, int(i0))], schedule, device)
     ours = enhance_scar(case.image, roi, lam=lam_eq, k=1, seed=0, model=model, device=device)[0]
-    ours255 = on_slice_scale(ours, stack)[i0]
+    ours255 = to_stack_scale(stack, ours)[i0]
     diff = float(np.abs(ours255 - ref_img)[roi_s[i0]].mean())
 
     base = rows[0]["seconds"]

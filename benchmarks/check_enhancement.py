@@ -29,18 +29,11 @@ from repo_paths import repo_relative  # noqa: E402  (benchmarks/ is the script's
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
 from scarenhance.evaluation.metrics import cnr  # noqa: E402
-from scarenhance.geometry import volume_to_slices  # noqa: E402
+from scarenhance.geometry import to_stack_scale, volume_to_slices  # noqa: E402
 from scarenhance.phantom import canonical_labels, case_seed, generate_case  # noqa: E402
 
 CNR_GAIN_GOAL = 0.20
 MYO_DRIFT_GOAL = 0.02
-
-
-def on_original_scale(stack, volume: sitk.Image) -> np.ndarray:
-    """A volume in the input's intensity units → the original's per-slice [0, 255] scale (stack layout)."""
-    values = np.transpose(sitk.GetArrayFromImage(volume).astype(np.float64), stack.axes)
-    span = np.maximum(stack.hi - stack.lo, 1e-9)[:, None, None]
-    return (values - stack.lo[:, None, None]) * (255.0 / span)
 
 
 def check_case(case, model, args) -> dict:
@@ -56,7 +49,7 @@ def check_case(case, model, args) -> dict:
 
     stack = volume_to_slices(case.image)
     lab = np.transpose(labels, stack.axes)
-    before, after = stack.slices.astype(np.float64), on_original_scale(stack, mean)
+    before, after = stack.slices.astype(np.float64), to_stack_scale(stack, mean)
     rows = []
     for i in range(lab.shape[0]):
         scar, myo, blood = lab[i] == L.SCAR, lab[i] == L.MYOCARDIUM, lab[i] == L.BLOOD

@@ -36,7 +36,7 @@ from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E4
 from scarenhance.diffusion.safety import assess_enhancement  # noqa: E402
 from scarenhance.evaluation.families import family_cases  # noqa: E402
 from scarenhance.evaluation.metrics import tissue_cnrs  # noqa: E402
-from scarenhance.geometry import labels_to_slices, volume_to_slices  # noqa: E402
+from scarenhance.geometry import labels_to_slices, to_stack_scale, volume_to_slices  # noqa: E402
 from scarenhance.targets import dataset_blood_mean, make_targets  # noqa: E402
 
 
@@ -94,8 +94,7 @@ def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, s
         stack = volume_to_slices(case.image)
         labels = labels_to_slices(lab_img, stack)
         target = make_targets(stack.slices, labels, blood_mean=blood_mean)
-        span = np.where(stack.hi > stack.lo, stack.hi - stack.lo, 1.0)[:, None, None]
-        after = (np.transpose(sitk.GetArrayFromImage(mean).astype(np.float64), stack.axes) - stack.lo[:, None, None]) * (255.0 / span)
+        after = to_stack_scale(stack, mean)
         before = stack.slices.astype(np.float64)
         for s in range(stack.num_slices):
             myo, scar, blood = labels[s] == L.MYOCARDIUM, labels[s] == L.SCAR, labels[s] == L.BLOOD

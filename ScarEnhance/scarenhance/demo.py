@@ -102,8 +102,7 @@ def _cnr_table(original: sitk.Image, enhanced: sitk.Image, canonical: sitk.Image
     """CNR(scar,myo) and CNR(scar,blood) before and after, averaged over slices with scar; the enhanced
     volume is put on the original's per-slice [0, 255] scale so that both are compared on one scale."""
     from .evaluation.metrics import tissue_cnrs
-    from .evaluation.report import to_stack_scale
-    from .geometry import labels_to_slices, volume_to_slices
+    from .geometry import labels_to_slices, to_stack_scale, volume_to_slices
 
     stack = volume_to_slices(original)
     lab = labels_to_slices(canonical, stack)

@@ -236,3 +236,13 @@ def _check_same_grid(image: sitk.Image, reference: sitk.Image, tol: float = 1e-4
         a, b = np.array(getattr(image, name)()), np.array(getattr(reference, name)())
         if not np.allclose(a, b, atol=tol, rtol=tol):
             raise InputError(f"label volume {name[3:].lower()} {tuple(a)} differs from the image's {tuple(b)}")
+
+
+def to_stack_scale(stack: SliceStack, image: sitk.Image, shift: bool = True) -> np.ndarray:
+    """A volume on `stack`'s grid (native pixels), in the input's units → (N, H, W) float64 on the stack's
+    per-slice [0, 255] scale, as volume_to_slices scaled the original. shift=False for a spread (SD)."""
+    array = np.transpose(sitk.GetArrayFromImage(image), stack.axes).astype(np.float64)
+    span = np.where(stack.hi > stack.lo, stack.hi - stack.lo, 1.0)  # as volume_to_slices
+    if shift:
+        array = array - stack.lo[:, None, None]
+    return array * (255.0 / span[:, None, None])

@@ -39,14 +39,12 @@ class SafetyReport:
 
 def assess_enhancement(image: sitk.Image, enhanced: sitk.Image, std: "sitk.Image | None", myocardium: np.ndarray) -> SafetyReport:
     """Safety report of `enhanced` (and the SD over k, optional) against `image`; myocardium: boolean (z, y, x)."""
-    from ..geometry import volume_to_slices
+    from ..geometry import to_stack_scale, volume_to_slices
 
     stack = volume_to_slices(image)
-    to_slices = lambda a: np.transpose(np.asarray(a, dtype=np.float64), stack.axes)  # noqa: E731
-    span = np.where(stack.hi > stack.lo, stack.hi - stack.lo, 1.0)[:, None, None]
     before = stack.slices.astype(np.float64)
-    after = (to_slices(sitk.GetArrayFromImage(enhanced)) - stack.lo[:, None, None]) * (255.0 / span)
-    spread = to_slices(sitk.GetArrayFromImage(std)) * (255.0 / span) if std is not None else None
+    after = to_stack_scale(stack, enhanced)
+    spread = to_stack_scale(stack, std, shift=False) if std is not None else None
     masks = np.transpose(np.asarray(myocardium, bool), stack.axes)
     rows, flagged = [], []
     for k in range(stack.num_slices):

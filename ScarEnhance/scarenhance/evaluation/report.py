@@ -34,6 +34,7 @@ import SimpleITK as sitk
 
 from .. import __version__
 from ..errors import InputError
+from ..geometry import to_stack_scale
 from ..labels import MYOCARDIUM, SCAR, heart_mask
 from ..progress import ProgressFn, check_cancel, no_progress, scaled
 from . import metrics as M
@@ -191,18 +192,6 @@ def evaluate_dataset(
 
 
 # ---- one case --------------------------------------------------------------------------------------
-
-
-def to_stack_scale(stack, image: sitk.Image, shift: bool = True) -> np.ndarray:
-    """A volume on `stack`'s grid (native pixels) → (N, H, W) float32 on the stack's per-slice [0, 255] scale.
-
-    shift=False for a spread (standard deviation): scaled, not shifted.
-    """
-    array = np.transpose(sitk.GetArrayFromImage(image), stack.axes).astype(np.float64)
-    span = np.where(stack.hi > stack.lo, stack.hi - stack.lo, 1.0)  # as geometry.volume_to_slices
-    if shift:
-        array = array - stack.lo[:, None, None]
-    return (array * (255.0 / span[:, None, None])).astype(np.float32)
 
 
 def slice_record(index: int, labels: np.ndarray, images: dict[str, np.ndarray], lpips=None) -> dict:
