@@ -13,7 +13,6 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-
 from ..progress import ProgressFn, no_progress
 from .sample import SynthRanges, synth_slice
 
