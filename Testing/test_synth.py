@@ -211,6 +211,28 @@ def test_synth_command_writes_lge_contrast_cases_whose_scar_is_brighter(tmp_path
     assert ratios and min(ratios) > 1.0
 
 
+def test_synth_command_noise_option_widens_the_noise_and_refuses_a_reversed_range(tmp_path, capsys):
+    from scarenhance import datasets
+    from scarenhance.cli import main
+
+    def myocardium_cv(folder, noise):
+        args = ["synth", "--out", str(folder), "--cases", "2", "--seed", "8", "--contrast", "lge"]
+        assert main(args + (["--noise", *noise] if noise else [])) == 0
+        cvs = []
+        for name in datasets.list_cases(folder):
+            case = datasets.load_case(folder, name)
+            image, labels = sitk_array(case.image).astype(float), sitk_array(case.labels)
+            for k in range(image.shape[0]):
+                myo = labels[k] == L.MYOCARDIUM
+                if myo.sum() > 30:
+                    cvs.append(image[k][myo].std() / image[k][myo].mean())
+        return float(np.median(cvs))
+
+    assert myocardium_cv(tmp_path / "noisy", ["0.25", "0.3"]) > myocardium_cv(tmp_path / "default", None) + 0.1
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--noise", "0.3", "0.1"]) == 2
+    assert "--noise" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def sitk_array(image):
     import SimpleITK as sitk
 
