@@ -193,7 +193,37 @@ def test_the_shipped_default_model_loads_and_runs():
     entry = next(e for e in registry_entries() if e["kind"] == DIFFUSION and e.get("default"))
     assert folder_digest(net.model_dir) == entry["folder_sha256"]
     assert net.metadata["scarenhance"]["train_t_max"] >= 250  # the default λ is inside its training range
+    from scarenhance.diffusion.enhance import training_window
+
+    assert training_window(net) == 128  # it trained on 128-px crops: its windows are at least that
     image, roi = _case()
     mean, std = enhance_scar(image, roi, lam=250, k=1, steps=2, seed=0, device="cpu")
     inside = sitk.GetArrayFromImage(roi).astype(bool)
     assert np.array_equal(sitk.GetArrayFromImage(mean)[~inside], sitk.GetArrayFromImage(image)[~inside].astype(np.float32))
+
+
+@pytest.mark.parametrize("recorded, window", [(None, (44, 48)), (64, (64, 64)), (0, (44, 48))])
+def test_windows_are_at_least_the_training_crop_the_model_records(monkeypatch, recorded, window):
+    """The ROI box (12 × 15 px) plus 16 px a side gives 44 × 48; a model trained on 64-px crops gets 64 × 64."""
+    import scarenhance.diffusion.enhance as E
+
+    seen = []
+    real_sample = E.sample
+    monkeypatch.setattr(E, "sample", lambda net, x0, *a, **kw: seen.append(x0.shape[-2:]) or real_sample(net, x0, *a, **kw))
+    torch.manual_seed(0)
+    net = ConditionalDenoiser(**TINY).eval()
+    net.metadata = {"scarenhance": {} if recorded is None else {"train_crop_px": recorded}}
+    image, roi = _case()
+    mean, _ = enhance_scar(image, roi, model=net, **FAST)
+    assert seen == [window]
+    inside = sitk.GetArrayFromImage(roi).astype(bool)
+    assert np.array_equal(sitk.GetArrayFromImage(mean)[~inside], sitk.GetArrayFromImage(image)[~inside].astype(np.float32))
+
+
+@pytest.mark.parametrize("bad", [10**6, -1, 64.5, "128", True])
+def test_a_bad_recorded_training_crop_is_a_model_error(bad):
+    net = ConditionalDenoiser(**TINY).eval()
+    net.metadata = {"scarenhance": {"train_crop_px": bad}}
+    image, roi = _case()
+    with pytest.raises(ModelError, match="train_crop_px"):
+        enhance_scar(image, roi, model=net, **FAST)

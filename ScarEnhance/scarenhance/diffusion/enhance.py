@@ -18,6 +18,7 @@ import SimpleITK as sitk
 import torch
 
 from ..device import resolve_device
+from ..errors import ModelError
 from ..geometry import labels_to_slices, scale_to_volume, slices_to_volume, volume_to_slices
 from ..progress import ProgressFn, check_cancel, no_progress, scaled
 from .crops import extract_crops, paste_crops, plan_crops
@@ -88,7 +89,7 @@ def enhance_scar(
     roi_img = sitk.GetImageFromArray(inside.astype(np.uint8))
     roi_img.CopyInformation(image)
     roi_slices = labels_to_slices(roi_img, stack).astype(bool)
-    plan = plan_crops(roi_slices, margin=margin, multiple_of=getattr(net, "multiple_of", 1))
+    plan = plan_crops(roi_slices, margin=margin, multiple_of=getattr(net, "multiple_of", 1), min_size=training_window(net))
     x0 = extract_crops(stack.slices / 127.5 - 1.0, plan, fill=-1.0)
     m = extract_crops(roi_slices.astype(np.float32), plan, fill=0.0)
     mode = f"{steps} DDIM steps" if steps is not None else f"{lam} DDPM steps"
@@ -134,6 +135,25 @@ def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(reference)
     return out
+
+
+MAX_WINDOW = 2048  # px; a model folder is data, and a window is memory
+
+
+def training_window(net: torch.nn.Module) -> int:
+    """The side of the crops the model was trained on (0 if unknown), the least side of its windows here.
+
+    The network's group norms and attention see the whole window, so its output depends on how much of the
+    surroundings the window holds. The ROI's box plus the margin is smaller than the training crops for a
+    small heart, and shifted the output of the 0.5.0 model by several per cent on some families (README:
+    "The inference window").
+    """
+    meta = (getattr(net, "metadata", None) or {}).get("scarenhance", {})
+    recorded = meta.get("train_crop_px", meta.get("training", {}).get("config", {}).get("crop_size", 0))
+    if isinstance(recorded, bool) or not isinstance(recorded, int) or not 0 <= recorded <= MAX_WINDOW:
+        raise ModelError(f"key 'scarenhance.train_crop_px' must be an integer from 0 to {MAX_WINDOW}, got {recorded!r}",
+                         getattr(net, "model_dir", None))
+    return recorded
 
 
 def _warn_beyond_training(net: torch.nn.Module, lam: int) -> None:

@@ -203,9 +203,10 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
 
 
 def fast_cnr_check(net: nn.Module, pairs: list[SlicePair], schedule: Schedule, lam: int = 250, steps: int = 10,
-                   k: int = 1, seed: int = 0, max_slices: int = 4) -> "tuple[float, float] | None":
+                   k: int = 1, seed: int = 0, max_slices: int = 4, window: int = 0) -> "tuple[float, float] | None":
     """Mean CNR(scar, myo) before and after a fast-mode enhancement of the `max_slices` pairs with the
-    most scar (at least 5 scar and 5 myocardium pixels); None when no pair has scar."""
+    most scar (at least 5 scar and 5 myocardium pixels), in windows of at least `window` px as
+    enhance_scar uses them; None when no pair has scar."""
     from .. import labels as L
     from ..evaluation.metrics import cnr
     from .crops import extract_crops, paste_crops, plan_crops
@@ -218,7 +219,7 @@ def fast_cnr_check(net: nn.Module, pairs: list[SlicePair], schedule: Schedule, l
     before, after = [], []
     device = next(net.parameters()).device
     for p in usable:
-        plan = plan_crops(p.roi[None], margin=16, multiple_of=getattr(net, "multiple_of", 1))
+        plan = plan_crops(p.roi[None], margin=16, multiple_of=getattr(net, "multiple_of", 1), min_size=window)
         x0 = extract_crops(p.image[None] / 127.5 - 1, plan, fill=-1.0)
         m = extract_crops(p.roi[None].astype(np.float32), plan)
         out = sample(net, x0, m, schedule, lam=min(lam, schedule.num_train_timesteps), k=k, steps=steps, seed=seed, device=device)
@@ -308,7 +309,8 @@ def train_diffusion(
                               scar_weight=config.scar_weight, myo_weight=config.myo_weight, snr_gamma=config.snr_gamma)
         epoch_counter["n"] += 1
         if config.sample_every and epoch_counter["n"] % config.sample_every == 0 and ctx.is_main:
-            check = fast_cnr_check(ema_net, val_pairs or train_pairs, schedule, lam=min(config.lam, config.t_max))
+            check = fast_cnr_check(ema_net, val_pairs or train_pairs, schedule, lam=min(config.lam, config.t_max),
+                                   window=config.crop_size)
             if check is not None:
                 log(f"train-diffusion: fast-mode check on validation slices: CNR(scar,myo) {check[0]:.2f} → {check[1]:.2f}")
         return loss
@@ -384,6 +386,7 @@ def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
             "multiple_of": net.multiple_of,
             "schedule": {"name": "linear_beta", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": schedule.num_train_timesteps},
             "train_t_max": config.t_max,
+            "train_crop_px": config.crop_size,  # enhance_scar's windows are at least this big (enhance.py)
             "input_scaling": "each 2D slice min-max scaled to [0, 255] at native resolution, then x/127.5 - 1",
             "defaults": {"lam": config.lam, "k": config.k, "fast_steps": config.fast_steps},
             "training": {
