@@ -44,13 +44,10 @@ class SynthRanges:
     effects: dict = field(default_factory=dict)  # effect name → probability, overriding acquisition.EFFECTS
 
     def lge_contrast(self) -> "SynthRanges":
-        """These ranges with LGE-like contrast only: scar brighter than healthy myocardium in every sample.
-
-        For the enhancer. The heart model learns shape, so random contrast teaches it to ignore
-        appearance; the enhancer's target is defined by appearance (brighten what LGE shows as scar),
-        and a sample whose scar is darker than the myocardium asks it to brighten a region it cannot
-        see, which teaches it to brighten the myocardium a little everywhere instead.
-        """
+        """These ranges with LGE-like contrast only: scar visibly brighter than healthy myocardium in every
+        sample (no random or short-TI contrasts). For enhancer experiments: in a random-contrast sample the
+        target brightens a scar that nothing in the image marks. The README records what a model trained
+        on it did (it brightened healthy myocardium more than the shipped one)."""
         return dataclasses.replace(self, random_contrast=0.0, short_ti=0.0, min_scar_ratio=1.3)
 
 
