@@ -418,7 +418,6 @@ def test_evaluate_command(tmp_path, untrained_models, capsys):
     assert main(args + ["--overwrite"]) == 0
 
 
-
 def test_synth_unseen_marks_which_cases_have_random_contrast():
     from scarenhance.evaluation.families import family_cases
 

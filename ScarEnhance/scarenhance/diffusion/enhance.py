@@ -151,7 +151,8 @@ def training_window(net: torch.nn.Module) -> int:
     meta = (getattr(net, "metadata", None) or {}).get("scarenhance", {})
     recorded = meta.get("train_crop_px", meta.get("training", {}).get("config", {}).get("crop_size", 0))
     if isinstance(recorded, bool) or not isinstance(recorded, int) or not 0 <= recorded <= MAX_WINDOW:
-        raise ModelError(f"key 'scarenhance.train_crop_px' must be an integer from 0 to {MAX_WINDOW}, got {recorded!r}",
+        raise ModelError(f"the training crop it records (key 'scarenhance.train_crop_px', else "
+                         f"'scarenhance.training.config.crop_size') must be an integer from 0 to {MAX_WINDOW}, got {recorded!r}",
                          getattr(net, "model_dir", None))
     return recorded
 

@@ -34,9 +34,9 @@ def sample_intensities(rng: np.random.Generator, random_probability: float = 0.3
 
     ``short_ti_probability``: share of "lge" samples with a too-short inversion time, where the scar can
     be darker than the myocardium. ``min_scar_to_myocardium``: the least scar/myocardium mean ratio of
-    "lge" samples (0: the drawn one). The enhancer's data (``SynthRanges.lge_contrast``) sets no random or
-    short-TI samples and a ratio of at least 1.3, so that scar is always visibly brighter than healthy
-    myocardium, as LGE defines it (FACTS: 1.35–5.4 on real scans).
+    "lge" samples (0: the drawn one). ``SynthRanges.lge_contrast`` sets no random or short-TI samples and a
+    ratio of at least 1.3, so that scar is always visibly brighter than healthy myocardium, as LGE defines
+    it (FACTS: 1.35–5.4 on real scans).
     """
     if rng.random() < random_probability:
         means = rng.uniform(0.0, 1.0, S.COUNT)
