@@ -9,7 +9,7 @@ import torch
 
 from scarenhance import labels as L
 from scarenhance.datasets import Case
-from scarenhance.diffusion.data import CropDataset, fixed_batch, slice_pairs
+from scarenhance.diffusion.data import CropDataset, centre_crop, fixed_batch, random_sides, slice_pairs
 from scarenhance.diffusion.network import ConditionalDenoiser
 from scarenhance.diffusion.schedule import make_schedule
 from scarenhance.diffusion.train import (
@@ -106,6 +106,37 @@ def test_scar_focus_centres_crops_on_scar(pairs):
     uniform = CropDataset(pairs, crop_size=32, length=30, seed=2, scar_focus=0.0)
     centred_on_scar = sum(bool((uniform[i]["y0"][centre] > uniform[i]["x0"][centre]).any()) for i in range(30))
     assert centred_on_scar < 25  # ROI-centred crops mostly land elsewhere
+
+
+def test_a_smaller_window_is_the_centre_of_the_crop_and_sides_are_drawn_from_the_range(pairs):
+    batch = fixed_batch(pairs, 32, 3, seed=1)
+    small = centre_crop(batch, 16)
+    for key, value in batch.items():
+        assert small[key].shape == (3, 1, 16, 16) and torch.equal(small[key], value[..., 8:24, 8:24])
+    assert all(torch.equal(centre_crop(batch, 32)[key], batch[key]) for key in batch)
+    stream, again = random_sides(16, 32, 4, seed=5), random_sides(16, 32, 4, seed=5)
+    draws = [stream() for _ in range(200)]
+    assert set(draws) == {16, 20, 24, 28, 32} and draws == [again() for _ in range(200)]
+
+
+def test_trainer_with_a_smallest_crop_trains_on_random_windows_and_records_the_floor(data_dir, tmp_path, monkeypatch):
+    import scarenhance.diffusion.train as train_module
+    from scarenhance.diffusion import load_diffusion_model
+
+    seen = []
+    real_crop = train_module.centre_crop
+    monkeypatch.setattr(train_module, "centre_crop", lambda batch, side: seen.append(side) or real_crop(batch, side))
+    config = DiffusionTrainConfig(network=TINY, epochs=2, batch_size=2, crop_size=32, crop_min=16, samples_per_epoch=16,
+                                  t_max=300, val_crops=2)
+    train_diffusion(data_dir, tmp_path / "m", config, device="cpu", log=lambda m: None)
+    assert len(seen) == 16 and set(seen) <= set(range(16, 33, 2)) and len(set(seen)) > 1  # one side per batch
+    meta = load_diffusion_model(tmp_path / "m").metadata["scarenhance"]
+    assert (meta["train_crop_px"], meta["train_crop_max_px"]) == (16, 32)  # enhance_scar's least window is 16
+    for bad, message in ((15, "multiple of 2"), (-2, "multiple of 2"), (34, "cannot exceed")):
+        with pytest.raises(InputError, match=message):
+            train_diffusion(data_dir, tmp_path / f"bad{bad}", DiffusionTrainConfig(**{**config.__dict__, "crop_min": bad}),
+                            device="cpu", log=lambda m: None)
+    assert not any((tmp_path / f"bad{bad}").exists() for bad in (15, -2, 34))
 
 
 def test_ema_follows_the_network_and_is_what_gets_shipped():

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=200, help="paper: 200")
     p.add_argument("--batch-size", type=int, default=16, help="per process (paper: 16)")
     p.add_argument("--crop-size", type=int, default=64, help="training crop side in native pixels, around the heart")
+    p.add_argument("--crop-min", type=int, default=0, metavar="PX",
+                   help="train on windows of random sides from PX to --crop-size, one side per batch, so that the output "
+                        "does not depend on how much surroundings the window holds (0 = every window --crop-size)")
     p.add_argument("--scar-focus", type=float, default=0.5,
                    help="fraction of training crops centred on scar rather than anywhere in the ROI (0 = paper's uniform crops)")
     p.add_argument("--samples-per-epoch", type=int, default=None, help="crops per epoch (default: one per training slice)")
@@ -71,7 +74,7 @@ def run(args) -> int:
     from ..progress import cli_progress
 
     config = DiffusionTrainConfig(
-        preset=args.preset, prediction=args.prediction, snr_gamma=args.snr_gamma, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, scar_focus=args.scar_focus,
+        preset=args.preset, prediction=args.prediction, snr_gamma=args.snr_gamma, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, crop_min=args.crop_min, scar_focus=args.scar_focus,
         samples_per_epoch=args.samples_per_epoch, lr=args.lr, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, grad_clip=args.grad_clip, t_max=args.t_max, val_fraction=args.val_fraction,
         sample_every=args.sample_every, roi_source=args.roi_source, whole_image=args.whole_image, from_original=args.from_original,

@@ -146,6 +146,28 @@ def crop_pair(pair: SlicePair, size: int, rng: np.random.Generator, augment: boo
     return {"x0": t[0:1], "y0": t[1:2], "mask": t[2:3], "scar": t[3:4], "myo": t[4:5]}
 
 
+def centre_crop(batch: dict, side: int) -> dict:
+    """The central side × side part of every (B, C, s, s) tensor of a batch of crops. Each crop is centred
+    on its chosen pixel (crop_pair), so a smaller window is the same crop with less surroundings."""
+    out = {}
+    for key, value in batch.items():
+        s = value.shape[-1]
+        lo = (s - side) // 2
+        out[key] = value[..., lo : lo + side, lo : lo + side] if side < s else value
+    return out
+
+
+def random_sides(smallest: int, largest: int, multiple_of: int, seed: int) -> "Callable[[], int]":
+    """A stream of window sides drawn uniformly from the multiples of `multiple_of` in [smallest, largest].
+
+    Training on one window size taught the network the make-up of that window: its group norms and
+    attention see the whole window, and the same heart in a 192-px window came out several per cent
+    brighter than in the 128-px windows it trained on (README: "Windows of every size")."""
+    sides = np.arange(smallest, largest + 1, multiple_of)
+    rng = np.random.default_rng([seed, 53])
+    return lambda: int(rng.choice(sides))
+
+
 def fixed_batch(pairs: list[SlicePair], size: int, n: int, seed: int = 0) -> dict:
     """n crops drawn once with a fixed seed and no augmentation (the validation batch)."""
     rng = np.random.default_rng(seed)

@@ -141,12 +141,13 @@ MAX_WINDOW = 2048  # px; a model folder is data, and a window is memory
 
 
 def training_window(net: torch.nn.Module) -> int:
-    """The side of the crops the model was trained on (0 if unknown), the least side of its windows here.
+    """The smallest side of the crops the model was trained on (0 if unknown), the least side of its windows here.
 
     The network's group norms and attention see the whole window, so its output depends on how much of the
     surroundings the window holds. The ROI's box plus the margin is smaller than the training crops for a
     small heart, and shifted the output of the 0.5.0 model by several per cent on some families (README:
-    "The inference window").
+    "The inference window"). Models trained on windows of several sides (`train-diffusion --crop-min`)
+    record the smallest.
     """
     meta = (getattr(net, "metadata", None) or {}).get("scarenhance", {})
     recorded = meta.get("train_crop_px", meta.get("training", {}).get("config", {}).get("crop_size", 0))

@@ -33,7 +33,7 @@ from torch import nn
 from ..device import autocast_dtype, precision_name
 from ..errors import Cancelled, InputError
 from ..progress import ProgressFn, no_progress
-from .data import CropDataset, SlicePair, fixed_batch, slice_pairs
+from .data import CropDataset, SlicePair, centre_crop, fixed_batch, random_sides, slice_pairs
 from .network import ConditionalDenoiser, count_parameters, network_def
 from .noise import add_localized_noise, masked_mse
 from .schedule import Schedule, make_schedule
@@ -49,6 +49,7 @@ class DiffusionTrainConfig:
     epochs: int = 200  # paper: 200
     batch_size: int = 16  # paper: 16
     crop_size: int = 64  # multiple of the network's downsampling factor
+    crop_min: int = 0  # > 0: each batch is cut to a random side from crop_min to crop_size (data.random_sides)
     scar_focus: float = 0.5  # fraction of crops centred on scar (data.py); 0 = ROI-centred only
     samples_per_epoch: "int | None" = None  # crops per epoch; default one per training slice
     lr: float = 1e-4  # paper: Adam 1e-4
@@ -230,6 +231,27 @@ def fast_cnr_check(net: nn.Module, pairs: list[SlicePair], schedule: Schedule, l
     return float(np.nanmean(before)), float(np.nanmean(after))
 
 
+def check_crop_sides(config: DiffusionTrainConfig, multiple_of: int) -> None:
+    """crop_size, and crop_min when set, must be multiples of the network's factor, crop_min ≤ crop_size."""
+    if config.crop_size <= 0 or config.crop_size % multiple_of:
+        raise InputError(f"crop size must be a positive multiple of {multiple_of} for preset {config.preset}, got {config.crop_size}")
+    if config.crop_min < 0 or config.crop_min % multiple_of:
+        raise InputError(f"the smallest crop (--crop-min) must be 0 or a positive multiple of {multiple_of} for preset "
+                         f"{config.preset}, got {config.crop_min}")
+    if config.crop_min > config.crop_size:
+        raise InputError(f"the smallest crop (--crop-min {config.crop_min}) cannot exceed the crop size ({config.crop_size})")
+
+
+def smallest_window(config: DiffusionTrainConfig) -> int:
+    """The smallest window side the network trains on: the floor of enhance_scar's windows."""
+    return config.crop_min or config.crop_size
+
+
+def _in_random_windows(step: Callable, next_side: Callable[[], int]) -> Callable:
+    """The train step on each batch cut to the next random side (data.centre_crop)."""
+    return lambda model, batch: step(model, centre_crop(batch, next_side()))
+
+
 def split_cases(names: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """(train, val) case names: a seeded shuffle, at least one case on each side when there are two."""
     order = [str(n) for n in np.random.default_rng(seed).permutation(sorted(names))]
@@ -287,8 +309,7 @@ def train_diffusion(
             f"cases ({len(val_pairs)} slices), dataset blood mean {blood_mean:.2f}, device {ctx.device}")
 
     net = ConditionalDenoiser(config.preset, config.prediction, **config.network)
-    if config.crop_size % net.multiple_of:
-        raise InputError(f"crop size must be a multiple of {net.multiple_of} for preset {config.preset}, got {config.crop_size}")
+    check_crop_sides(config, net.multiple_of)
     if config.init_from and not resume:  # on --resume the run's own checkpoint holds the weights
         _start_from(net, config.init_from, log if ctx.is_main else (lambda _: None))
     model = EMADenoiser(net, config.ema_decay).to(ctx.device)
@@ -310,7 +331,7 @@ def train_diffusion(
         epoch_counter["n"] += 1
         if config.sample_every and epoch_counter["n"] % config.sample_every == 0 and ctx.is_main:
             check = fast_cnr_check(ema_net, val_pairs or train_pairs, schedule, lam=min(config.lam, config.t_max),
-                                   window=config.crop_size)
+                                   window=smallest_window(config))
             if check is not None:
                 log(f"train-diffusion: fast-mode check on validation slices: CNR(scar,myo) {check[0]:.2f} → {check[1]:.2f}")
         return loss
@@ -344,6 +365,8 @@ def train_diffusion(
     try:
         step = make_train_step(schedule, config.t_max, config.whole_image, config.from_original, config.scar_weight,
                                config.myo_weight, config.snr_gamma)
+        if config.crop_min:
+            step = _in_random_windows(step, random_sides(config.crop_min, config.crop_size, net.multiple_of, config.seed + ctx.rank))
         result = fit(wrapped, optimizer, loader, step, validate, config=fit_config,
                      ctx=ctx, on_best=write_model, progress=progress, cancel=watch, log=log)
         stopped = "completed"
@@ -386,7 +409,8 @@ def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
             "multiple_of": net.multiple_of,
             "schedule": {"name": "linear_beta", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": schedule.num_train_timesteps},
             "train_t_max": config.t_max,
-            "train_crop_px": config.crop_size,  # enhance_scar's windows are at least this big (enhance.py)
+            "train_crop_px": smallest_window(config),  # enhance_scar's windows are at least this big (enhance.py)
+            "train_crop_max_px": config.crop_size,
             "input_scaling": "each 2D slice min-max scaled to [0, 255] at native resolution, then x/127.5 - 1",
             "defaults": {"lam": config.lam, "k": config.k, "fast_steps": config.fast_steps},
             "training": {
