@@ -202,9 +202,11 @@ def test_the_shipped_default_model_loads_and_runs():
     assert np.array_equal(sitk.GetArrayFromImage(mean)[~inside], sitk.GetArrayFromImage(image)[~inside].astype(np.float32))
 
 
-@pytest.mark.parametrize("recorded, window", [(None, (44, 48)), (64, (64, 64)), (0, (44, 48))])
-def test_windows_are_at_least_the_training_crop_the_model_records(monkeypatch, recorded, window):
-    """The ROI box (12 × 15 px) plus 16 px a side gives 44 × 48; a model trained on 64-px crops gets 64 × 64."""
+@pytest.mark.parametrize("recorded, min_window, window", [(None, 0, (44, 48)), (64, 0, (64, 64)), (0, 0, (44, 48)),
+                                                         (None, 80, (80, 80)), (64, 32, (64, 64))])
+def test_windows_are_at_least_the_training_crop_the_model_records(monkeypatch, recorded, min_window, window):
+    """The ROI box (12 × 15 px) plus 16 px a side gives 44 × 48; a model trained on 64-px crops gets 64 × 64,
+    and a caller's min_window raises the floor, never lowers it."""
     import scarenhance.diffusion.enhance as E
 
     seen = []
@@ -214,10 +216,18 @@ def test_windows_are_at_least_the_training_crop_the_model_records(monkeypatch, r
     net = ConditionalDenoiser(**TINY).eval()
     net.metadata = {"scarenhance": {} if recorded is None else {"train_crop_px": recorded}}
     image, roi = _case()
-    mean, _ = enhance_scar(image, roi, model=net, **FAST)
+    mean, _ = enhance_scar(image, roi, model=net, min_window=min_window, **FAST)
     assert seen == [window]
     inside = sitk.GetArrayFromImage(roi).astype(bool)
     assert np.array_equal(sitk.GetArrayFromImage(mean)[~inside], sitk.GetArrayFromImage(image)[~inside].astype(np.float32))
+
+
+@pytest.mark.parametrize("bad", [10**6, -1, 64.5, True])
+def test_a_bad_minimum_window_is_an_input_error(bad):
+    net = ConditionalDenoiser(**TINY).eval()
+    image, roi = _case()
+    with pytest.raises(InputError, match="min_window"):
+        enhance_scar(image, roi, model=net, min_window=bad, **FAST)
 
 
 @pytest.mark.parametrize("bad", [10**6, -1, 64.5, "128", True])

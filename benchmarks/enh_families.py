@@ -8,7 +8,10 @@ half of them, where scar need not be brighter than the myocardium) also gets a r
 cases alone ("… LGE").
 
     .venv/bin/python benchmarks/enh_families.py [--model DIR|ID] [--cases 6] [--seed 9001] [--lam 250]
-        [--k 3] [--steps 10] [--families ...] [--threads 2] [--json benchmarks/results/enh_families.json]
+        [--k 3] [--steps 10] [--min-window PX] [--families ...] [--threads 2] [--json benchmarks/results/enh_families.json]
+
+--min-window: network windows of at least PX a side (besides the model's own floor), to see how much the
+surroundings in the window change the result.
 
 Intensities are the paper's per-slice [0, 255] scale of the original, the output measured on that same
 scale. Tissue means and changes are means over slices.
@@ -33,6 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from repo_paths import add_family_options, apply_threads, repo_relative, write_result  # noqa: E402
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
+from scarenhance.diffusion.enhance import training_window  # noqa: E402
 from scarenhance.diffusion.safety import assess_enhancement  # noqa: E402
 from scarenhance.evaluation.families import family_cases  # noqa: E402
 from scarenhance.evaluation.metrics import tissue_cnrs  # noqa: E402
@@ -73,7 +77,7 @@ def _summary(rows: list[dict]) -> dict:
     return out
 
 
-def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, steps: int) -> dict:
+def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, steps: int, min_window: int = 0) -> dict:
     items = list(family_cases(family, cases, seed))
     label_images = [_label_image(c.labels, c.image) for c in items]
 
@@ -86,7 +90,8 @@ def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, s
     for case, lab_img in zip(items, label_images):
         roi = _label_image(L.heart_mask(case.labels), case.image)
         tic = time.perf_counter()
-        mean, std = enhance_scar(case.image, roi, model=net, lam=lam, k=k, steps=steps, seed=seed, device="cpu")
+        mean, std = enhance_scar(case.image, roi, model=net, lam=lam, k=k, steps=steps, seed=seed, device="cpu",
+                                 min_window=min_window)
         seconds = time.perf_counter() - tic
         inside = L.heart_mask(case.labels)
         outside_changed[case.name] = int(np.sum(sitk.GetArrayFromImage(mean)[~inside] != sitk.GetArrayFromImage(case.image)[~inside]))
@@ -126,12 +131,15 @@ def main(argv=None) -> int:
     ap.add_argument("--lam", type=int, default=250)
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--min-window", type=int, default=0, metavar="PX")
     args = ap.parse_args(argv)
     apply_threads(args)
     net = load_diffusion_model(args.model)
+    window = max(training_window(net), args.min_window)
     print(f"model {net.metadata.get('name')} {net.metadata.get('version')} ({repo_relative(net.model_dir)}), "
-          f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI")
-    results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps) for f in args.families.split(",")]
+          f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI, windows of at least {window} px")
+    results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps, args.min_window)
+               for f in args.families.split(",")]
     print(f"\n{'family':<18} {'scar sl.':>8} {'CNR(scar,myo) before→target→after':>36} {'gain':>7} {'CNR(scar,blood) b→a':>20} "
           f"{'worse':>6} {'remote Δ scar/free':>19} {'blood Δ':>8} {'outside':>8}")
     for r in results + [dict(v["lge_contrast_only"], family=f"  {v['family']} LGE") for v in results if "lge_contrast_only" in v]:
@@ -145,8 +153,8 @@ def main(argv=None) -> int:
           f"{worst['slices_worse']} of {worst['scar_slices']} scar slices worse)")
     out = {"benchmark": "enh_families", "model": repo_relative(net.model_dir), "model_version": net.metadata.get("version"),
            "seed": args.seed, "cases_per_family": args.cases, "lam": args.lam, "k": args.k, "steps": args.steps,
-           "roi": "ground truth", "threads": torch.get_num_threads(), "platform": platform.platform(),
-           "worst_family": worst["family"], "families": results}
+           "min_window": window, "roi": "ground truth", "threads": torch.get_num_threads(),
+           "platform": platform.platform(), "worst_family": worst["family"], "families": results}
     write_result(args.json, out)
     return 0
 

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 import torch
 
 from ..device import resolve_device
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from ..geometry import labels_to_slices, scale_to_volume, slices_to_volume, volume_to_slices
 from ..progress import ProgressFn, check_cancel, no_progress, scaled
 from .crops import extract_crops, paste_crops, plan_crops
@@ -58,6 +58,7 @@ def enhance_scar(
     eta: float = 0.0,
     chunk_size: "int | None" = None,
     fp32: bool = False,
+    min_window: int = 0,
 ) -> tuple[sitk.Image, sitk.Image]:
     """Enhance the scar inside `roi` (any non-zero voxel; resampled nearest-neighbour if on another grid).
 
@@ -67,6 +68,8 @@ def enhance_scar(
     `progress`). cancel: a threading.Event checked at every reverse step (raises Cancelled).
     fp32: the network in fp32 also where the device runs it faster in bf16/fp16 (CUDA, AMX CPUs; the
     difference is measured by benchmarks/bench_enhance.py).
+    min_window: windows at least this many pixels a side, besides the model's own floor (training_window):
+    for measuring how much the surroundings in the window change the result (benchmarks/enh_families.py).
 
     Returns (mean, std) in the image's exact geometry and intensity scale, of the pixel type
     `output_dtype` picks so that mean equals the input bit for bit outside the ROI (float32 for the usual
@@ -83,13 +86,15 @@ def enhance_scar(
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") >> 1
     _warn_beyond_training(net, lam)
+    if isinstance(min_window, bool) or not isinstance(min_window, int) or not 0 <= min_window <= MAX_WINDOW:
+        raise InputError(f"min_window must be an integer from 0 to {MAX_WINDOW} px, got {min_window!r}")
     check_cancel(cancel)
 
     stack = volume_to_slices(image)  # native pixels: nothing is interpolated
     roi_img = sitk.GetImageFromArray(inside.astype(np.uint8))
     roi_img.CopyInformation(image)
     roi_slices = labels_to_slices(roi_img, stack).astype(bool)
-    plan = plan_crops(roi_slices, margin=margin, multiple_of=getattr(net, "multiple_of", 1), min_size=training_window(net))
+    plan = plan_crops(roi_slices, margin=margin, multiple_of=getattr(net, "multiple_of", 1), min_size=max(training_window(net), min_window))
     x0 = extract_crops(stack.slices / 127.5 - 1.0, plan, fill=-1.0)
     m = extract_crops(roi_slices.astype(np.float32), plan, fill=0.0)
     mode = f"{steps} DDIM steps" if steps is not None else f"{lam} DDPM steps"
