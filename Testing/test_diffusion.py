@@ -192,6 +192,43 @@ def test_crops_cover_the_roi_share_one_size_and_paste_back_exactly():
         plan_crops(np.zeros((2, 5, 5), bool))
 
 
+def test_an_roi_larger_than_the_largest_window_is_tiled_and_blended():
+    rng = np.random.default_rng(2)
+    stack = rng.random((3, 80, 90))
+    mask = np.zeros((3, 80, 90), bool)
+    mask[0, 10:70, 20:75] = True  # 60 × 55 px, plus 4 px a side: 4 × 3 windows of 32 px, at most 16 px apart
+    mask[2, 30:40, 40:50] = True  # fits in one window, centred as without tiling
+    plan = plan_crops(mask, margin=4, multiple_of=8, max_size=32)
+    assert plan.size == (32, 32)
+    first = plan.slice_indices == 0
+    assert first.sum() == 4 * 3 and list(plan.slice_indices[~first]) == [2]
+    assert sorted(plan.seed_ids.tolist()) == sorted(set(plan.seed_ids.tolist()))  # every window its own noise
+    assert plan.seed_ids[0] == 0 and plan.seed_ids[-1] == 2  # a slice's first window is seeded by the slice
+    assert plan_crops(mask, margin=4, multiple_of=8, max_size=32).corners[-1].tolist() == \
+        plan_crops(mask[2:], margin=4, multiple_of=8, min_size=32).corners[0].tolist()
+    crops = extract_crops(stack, plan)
+    covered = np.zeros(stack.shape, int)
+    for j, (i, (r, c)) in enumerate(zip(plan.slice_indices, plan.corners)):
+        covered[i, r - plan.pad : r - plan.pad + 32, c - plan.pad : c - plan.pad + 32] += 1
+    assert (covered[mask] >= 1).all() and (covered[0][mask[0]] > 1).any()
+    assert np.allclose(paste_crops(stack, crops, plan), stack, rtol=0, atol=1e-12)  # the same values blend to themselves
+    once = covered == 1
+    assert np.array_equal(paste_crops(stack, crops, plan)[once], stack[once])  # one window: its value exactly
+    # two values blend by the windows' tapers, to a value in between
+    odd = np.where((np.arange(len(plan)) % 2 == 0)[:, None, None], 0.0, 1.0) * np.ones_like(crops)
+    pasted = paste_crops(np.full(stack.shape, 5.0), odd, plan, mask=mask)
+    assert np.array_equal(pasted[~mask], np.full(stack.shape, 5.0)[~mask])  # outside the ROI: untouched
+    shared = mask & (covered > 1)
+    assert ((pasted[shared] >= 0) & (pasted[shared] <= 1)).all() and 0 < pasted[shared].mean() < 1
+    assert plan_crops(mask, margin=4, multiple_of=8, min_size=40, max_size=32).size == (40, 40)  # never below min_size
+    # a box that fits with 8 px a side keeps one window, with less than the margin asked for
+    just_over = np.zeros((1, 80, 90), bool)
+    just_over[0, 30:44, 30:46] = True  # 14 × 16 px: 30 × 32 with 8 px a side, 46 × 48 with the 16 px margin
+    plan = plan_crops(just_over, margin=16, multiple_of=8, max_size=32)
+    assert len(plan) == 1 and plan.size == (32, 32)
+    assert len(plan_crops(just_over, margin=16, multiple_of=8, max_size=24)) == 3 * 3  # 46 and 48 px in windows of 24
+
+
 # ---- sampler ------------------------------------------------------------------------------------
 
 

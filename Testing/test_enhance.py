@@ -193,33 +193,39 @@ def test_the_shipped_default_model_loads_and_runs():
     entry = next(e for e in registry_entries() if e["kind"] == DIFFUSION and e.get("default"))
     assert folder_digest(net.model_dir) == entry["folder_sha256"]
     assert net.metadata["scarenhance"]["train_t_max"] >= 250  # the default λ is inside its training range
-    from scarenhance.diffusion.enhance import training_window
+    from scarenhance.diffusion.enhance import training_windows
 
-    assert training_window(net) == 128  # it trained on 128-px crops: its windows are at least that
+    assert training_windows(net) == (128, 128)  # it trained on 128-px crops: its windows are that size
     image, roi = _case()
     mean, std = enhance_scar(image, roi, lam=250, k=1, steps=2, seed=0, device="cpu")
     inside = sitk.GetArrayFromImage(roi).astype(bool)
     assert np.array_equal(sitk.GetArrayFromImage(mean)[~inside], sitk.GetArrayFromImage(image)[~inside].astype(np.float32))
 
 
-@pytest.mark.parametrize("recorded, min_window, window", [(None, 0, (44, 48)), (64, 0, (64, 64)), (0, 0, (44, 48)),
-                                                         (None, 80, (80, 80)), (64, 32, (64, 64))])
-def test_windows_are_at_least_the_training_crop_the_model_records(monkeypatch, recorded, min_window, window):
-    """The ROI box (12 × 15 px) plus 16 px a side gives 44 × 48; a model trained on 64-px crops gets 64 × 64,
-    and a caller's min_window raises the floor, never lowers it."""
+@pytest.mark.parametrize("recorded, min_window, windows", [
+    ({}, 0, (2, 44, 48)), ({"train_crop_px": 64}, 0, (2, 64, 64)), ({"train_crop_px": 0}, 0, (2, 44, 48)),
+    ({}, 80, (2, 80, 80)), ({"train_crop_px": 64}, 32, (2, 64, 64)),
+    ({"train_crop_px": 32}, 0, (2, 32, 32)), ({"train_crop_px": 24}, 0, (18, 24, 24)),
+    ({"train_crop_px": 16, "train_crop_max_px": 24}, 0, (18, 24, 24)), ({"train_crop_px": 24}, 48, (2, 48, 48))])
+def test_windows_are_within_the_training_crops_the_model_records(monkeypatch, recorded, min_window, windows):
+    """The ROI box (12 × 15 px) plus 16 px a side gives 44 × 48 on each of the 2 ROI slices. A model trained on
+    64-px crops gets 64 × 64; one trained on 32-px crops one 32-px window a slice (the box fits with 8 px a
+    side), one trained on 24-px crops 3 × 3 windows a slice; a caller's min_window raises the floor (and the
+    ceiling with it), never lowers it."""
     import scarenhance.diffusion.enhance as E
 
     seen = []
     real_sample = E.sample
-    monkeypatch.setattr(E, "sample", lambda net, x0, *a, **kw: seen.append(x0.shape[-2:]) or real_sample(net, x0, *a, **kw))
+    monkeypatch.setattr(E, "sample", lambda net, x0, *a, **kw: seen.append(x0.shape) or real_sample(net, x0, *a, **kw))
     torch.manual_seed(0)
     net = ConditionalDenoiser(**TINY).eval()
-    net.metadata = {"scarenhance": {} if recorded is None else {"train_crop_px": recorded}}
+    net.metadata = {"scarenhance": recorded}
     image, roi = _case()
     mean, _ = enhance_scar(image, roi, model=net, min_window=min_window, **FAST)
-    assert seen == [window]
+    assert seen == [windows]
     inside = sitk.GetArrayFromImage(roi).astype(bool)
     assert np.array_equal(sitk.GetArrayFromImage(mean)[~inside], sitk.GetArrayFromImage(image)[~inside].astype(np.float32))
+    assert np.isfinite(sitk.GetArrayFromImage(mean)).all()
 
 
 @pytest.mark.parametrize("bad", [10**6, -1, 64.5, True])
@@ -230,10 +236,19 @@ def test_a_bad_minimum_window_is_an_input_error(bad):
         enhance_scar(image, roi, model=net, min_window=bad, **FAST)
 
 
+@pytest.mark.parametrize("key", ["train_crop_px", "train_crop_max_px"])
 @pytest.mark.parametrize("bad", [10**6, -1, 64.5, "128", True])
-def test_a_bad_recorded_training_crop_is_a_model_error(bad):
+def test_a_bad_recorded_training_crop_is_a_model_error(key, bad):
     net = ConditionalDenoiser(**TINY).eval()
-    net.metadata = {"scarenhance": {"train_crop_px": bad}}
+    net.metadata = {"scarenhance": {key: bad}}
     image, roi = _case()
-    with pytest.raises(ModelError, match="train_crop_px"):
+    with pytest.raises(ModelError, match=key):
+        enhance_scar(image, roi, model=net, **FAST)
+
+
+def test_a_largest_training_crop_below_the_smallest_is_a_model_error():
+    net = ConditionalDenoiser(**TINY).eval()
+    net.metadata = {"scarenhance": {"train_crop_px": 64, "train_crop_max_px": 32}}
+    image, roi = _case()
+    with pytest.raises(ModelError, match="smaller than the smallest"):
         enhance_scar(image, roi, model=net, **FAST)

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from repo_paths import add_family_options, apply_threads, repo_relative, write_result  # noqa: E402
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
-from scarenhance.diffusion.enhance import training_window  # noqa: E402
+from scarenhance.diffusion.enhance import training_windows  # noqa: E402
 from scarenhance.diffusion.safety import assess_enhancement  # noqa: E402
 from scarenhance.evaluation.families import family_cases  # noqa: E402
 from scarenhance.evaluation.metrics import tissue_cnrs  # noqa: E402
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     apply_threads(args)
     net = load_diffusion_model(args.model)
-    window = max(training_window(net), args.min_window)
+    window = max(training_windows(net)[0], args.min_window)
     print(f"model {net.metadata.get('name')} {net.metadata.get('version')} ({repo_relative(net.model_dir)}), "
           f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI, windows of at least {window} px")
     results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps, args.min_window)

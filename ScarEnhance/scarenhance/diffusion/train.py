@@ -204,10 +204,10 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
 
 
 def fast_cnr_check(net: nn.Module, pairs: list[SlicePair], schedule: Schedule, lam: int = 250, steps: int = 10,
-                   k: int = 1, seed: int = 0, max_slices: int = 4, window: int = 0) -> "tuple[float, float] | None":
+                   k: int = 1, seed: int = 0, max_slices: int = 4, windows: tuple[int, int] = (0, 0)) -> "tuple[float, float] | None":
     """Mean CNR(scar, myo) before and after a fast-mode enhancement of the `max_slices` pairs with the
-    most scar (at least 5 scar and 5 myocardium pixels), in windows of at least `window` px as
-    enhance_scar uses them; None when no pair has scar."""
+    most scar (at least 5 scar and 5 myocardium pixels), in windows of `windows` = (smallest, largest) px
+    sides (0: unbounded) as enhance_scar uses them; None when no pair has scar."""
     from .. import labels as L
     from ..evaluation.metrics import cnr
     from .crops import extract_crops, paste_crops, plan_crops
@@ -220,10 +220,12 @@ def fast_cnr_check(net: nn.Module, pairs: list[SlicePair], schedule: Schedule, l
     before, after = [], []
     device = next(net.parameters()).device
     for p in usable:
-        plan = plan_crops(p.roi[None], margin=16, multiple_of=getattr(net, "multiple_of", 1), min_size=window)
+        plan = plan_crops(p.roi[None], margin=16, multiple_of=getattr(net, "multiple_of", 1), min_size=windows[0],
+                          max_size=windows[1])
         x0 = extract_crops(p.image[None] / 127.5 - 1, plan, fill=-1.0)
         m = extract_crops(p.roi[None].astype(np.float32), plan)
-        out = sample(net, x0, m, schedule, lam=min(lam, schedule.num_train_timesteps), k=k, steps=steps, seed=seed, device=device)
+        out = sample(net, x0, m, schedule, lam=min(lam, schedule.num_train_timesteps), k=k, steps=steps, seed=seed,
+                     slice_ids=plan.seed_ids, device=device)
         enhanced = paste_crops(p.image[None], (out.mean(0) + 1) * 127.5, plan, mask=p.roi[None])[0]
         scar, myo = p.labels == L.SCAR, p.labels == L.MYOCARDIUM
         before.append(cnr(p.image, scar, myo))
@@ -331,7 +333,7 @@ def train_diffusion(
         epoch_counter["n"] += 1
         if config.sample_every and epoch_counter["n"] % config.sample_every == 0 and ctx.is_main:
             check = fast_cnr_check(ema_net, val_pairs or train_pairs, schedule, lam=min(config.lam, config.t_max),
-                                   window=smallest_window(config))
+                                   windows=(smallest_window(config), config.crop_size))
             if check is not None:
                 log(f"train-diffusion: fast-mode check on validation slices: CNR(scar,myo) {check[0]:.2f} → {check[1]:.2f}")
         return loss
