@@ -102,15 +102,18 @@ def plan_crops(mask: np.ndarray, margin: int = 16, multiple_of: int = 1, min_siz
 def extract_crops(stack: np.ndarray, plan: CropPlan, fill: float = 0.0) -> np.ndarray:
     """(M, h, w) windows of `stack` (N, H, W); pixels beyond the slice take the value `fill`."""
     p = plan.pad
-    padded = np.pad(stack[plan.slice_indices], ((0, 0), (p, p), (p, p)), mode="constant", constant_values=fill)
+    slices, rows = np.unique(plan.slice_indices, return_inverse=True)  # each slice padded once, however many windows
+    padded = np.pad(stack[slices], ((0, 0), (p, p), (p, p)), mode="constant", constant_values=fill)
     h, w = plan.size
-    return np.stack([padded[j, r : r + h, c : c + w] for j, (r, c) in enumerate(plan.corners)])
+    return np.stack([padded[rows[j], r : r + h, c : c + w] for j, (r, c) in enumerate(plan.corners)])
 
 
 def _taper(h: int, w: int) -> np.ndarray:
     """Blending weight of a window: 1 at its border rising linearly to its centre, so where windows overlap
     each pixel leans on the windows that see most around it."""
-    ramp = lambda n: np.minimum(np.arange(1, n + 1), np.arange(n, 0, -1)).astype(np.float64)
+    def ramp(n: int) -> np.ndarray:
+        return np.minimum(np.arange(1, n + 1), np.arange(n, 0, -1)).astype(np.float64)
+
     return np.outer(ramp(h), ramp(w))
 
 
@@ -122,10 +125,11 @@ def paste_crops(stack: np.ndarray, crops: np.ndarray, plan: CropPlan, mask: "np.
     p = plan.pad
     h, w = plan.size
     H, W = stack.shape[1:]
-    taper = _taper(h, w)
-    total = np.zeros(stack.shape, np.float64)
-    weight = np.zeros(stack.shape, np.float64)
-    count = np.zeros(stack.shape, np.int32)
+    tiled = len(np.unique(plan.slice_indices)) < len(plan)
+    if tiled:  # accumulators for the blend, only when some slice has several windows
+        taper = _taper(h, w)
+        total, weight = np.zeros(stack.shape, np.float64), np.zeros(stack.shape, np.float64)
+        count = np.zeros(stack.shape, np.int32)
     for j, (i, (r, c)) in enumerate(zip(plan.slice_indices, plan.corners)):
         # window rows r…r+h in padded coordinates → r−p … r−p+h in the slice, clipped to the slice
         r0, c0 = r - p, c - p
@@ -136,9 +140,11 @@ def paste_crops(stack: np.ndarray, crops: np.ndarray, plan: CropPlan, mask: "np.
         patch = crops[j][part]
         m = np.ones(patch.shape, bool) if mask is None else mask[where]
         out[where][m] = patch[m]
-        total[where][m] += (taper[part] * patch)[m]
-        weight[where][m] += taper[part][m]
-        count[where][m] += 1
-    shared = count > 1
-    out[shared] = total[shared] / weight[shared]
+        if tiled:
+            total[where][m] += (taper[part] * patch)[m]
+            weight[where][m] += taper[part][m]
+            count[where][m] += 1
+    if tiled:
+        shared = count > 1
+        out[shared] = total[shared] / weight[shared]
     return out
