@@ -162,7 +162,8 @@ def random_sides(smallest: int, largest: int, multiple_of: int, seed: int) -> "C
 
     Training on one window size taught the network the make-up of that window: its group norms and
     attention see the whole window, and the same heart in a 192-px window came out several per cent
-    brighter than in the 128-px windows it trained on (README: "Windows of every size")."""
+    brighter than in the 128-px windows it trained on (README: "Windows never larger than the training
+    crops")."""
     sides = np.arange(smallest, largest + 1, multiple_of)
     rng = np.random.default_rng([seed, 53])
     return lambda: int(rng.choice(sides))

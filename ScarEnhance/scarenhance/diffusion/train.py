@@ -411,7 +411,8 @@ def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
             "multiple_of": net.multiple_of,
             "schedule": {"name": "linear_beta", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": schedule.num_train_timesteps},
             "train_t_max": config.t_max,
-            "train_crop_px": smallest_window(config),  # enhance_scar's windows are at least this big (enhance.py)
+            # the bounds of enhance_scar's window sides (enhance.training_windows)
+            "train_crop_px": smallest_window(config),
             "train_crop_max_px": config.crop_size,
             "input_scaling": "each 2D slice min-max scaled to [0, 255] at native resolution, then x/127.5 - 1",
             "defaults": {"lam": config.lam, "k": config.k, "fast_steps": config.fast_steps},
