@@ -8,7 +8,7 @@ import torch
 
 from scarenhance.diffusion.crops import extract_crops, paste_crops, plan_crops
 from scarenhance.diffusion.network import PRESETS, ConditionalDenoiser, count_parameters, network_def
-from scarenhance.diffusion.noise import add_localized_noise, masked_mse
+from scarenhance.diffusion.noise import add_localized_noise, masked_error
 from scarenhance.diffusion.sampler import ddim_step, ddpm_step, item_generator, reverse_timesteps, sample
 from scarenhance.diffusion.schedule import make_schedule
 from scarenhance.errors import Cancelled, InputError
@@ -68,9 +68,9 @@ def test_loss_ignores_pixels_outside_the_roi():
     mask[:, :, 2:5, 2:5] = 1
     changed = eps_hat.clone()
     changed[mask.expand_as(changed) == 0] += 100.0
-    assert masked_mse(changed, eps, mask).item() == pytest.approx(masked_mse(eps_hat, eps, mask).item(), rel=1e-6)
+    assert masked_error(changed, eps, mask).item() == pytest.approx(masked_error(eps_hat, eps, mask).item(), rel=1e-6)
     changed[0, 0, 3, 3] += 1.0  # inside: the loss moves
-    assert masked_mse(changed, eps, mask).item() != pytest.approx(masked_mse(eps_hat, eps, mask).item(), rel=1e-6)
+    assert masked_error(changed, eps, mask).item() != pytest.approx(masked_error(eps_hat, eps, mask).item(), rel=1e-6)
 
 
 def test_weighted_loss_is_the_weighted_mean_over_the_roi():
@@ -79,11 +79,11 @@ def test_weighted_loss_is_the_weighted_mean_over_the_roi():
     mask = torch.zeros(1, 1, 4, 4)
     mask[0, 0, :2, :2] = 1
     weight = torch.ones(1, 1, 4, 4)
-    assert masked_mse(eps_hat, eps, mask, weight).item() == pytest.approx(masked_mse(eps_hat, eps, mask).item())  # w = 1: plain
+    assert masked_error(eps_hat, eps, mask, weight).item() == pytest.approx(masked_error(eps_hat, eps, mask).item())  # w = 1: plain
     weight[0, 0, 0, 0] = 5.0
-    assert masked_mse(eps_hat, eps, mask, weight).item() == pytest.approx(5 * 4.0 / (5 + 3))  # Σ w·m·e² / Σ w·m
+    assert masked_error(eps_hat, eps, mask, weight).item() == pytest.approx(5 * 4.0 / (5 + 3))  # Σ w·m·e² / Σ w·m
     weight[0, 0, 3, 3] = 50.0  # weights outside the ROI change nothing
-    assert masked_mse(eps_hat, eps, mask, weight).item() == pytest.approx(20.0 / 8)
+    assert masked_error(eps_hat, eps, mask, weight).item() == pytest.approx(20.0 / 8)
 
 
 def test_loss_is_normalised_by_roi_area():
@@ -92,10 +92,10 @@ def test_loss_is_normalised_by_roi_area():
     mask = torch.zeros(2, 1, 16, 16)
     mask[0, :, :2, :2] = 1  # a small heart (4 px)
     mask[1, :, :, :] = 1  # a large one (256 px)
-    per_sample = [masked_mse(eps_hat[i : i + 1], eps[i : i + 1], mask[i : i + 1]).item() for i in range(2)]
+    per_sample = [masked_error(eps_hat[i : i + 1], eps[i : i + 1], mask[i : i + 1]).item() for i in range(2)]
     assert per_sample == pytest.approx([0.25, 0.25])  # the mean error over ROI pixels, whatever the area
-    assert masked_mse(eps_hat, eps, mask).item() == pytest.approx(0.25)
-    assert masked_mse(eps_hat, eps, torch.zeros_like(mask)).item() == 0.0  # empty ROI: no contribution
+    assert masked_error(eps_hat, eps, mask).item() == pytest.approx(0.25)
+    assert masked_error(eps_hat, eps, torch.zeros_like(mask)).item() == 0.0  # empty ROI: no contribution
 
 
 # ---- network ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from scarenhance.diffusion.network import ConditionalDenoiser, network_def
-from scarenhance.diffusion.noise import add_localized_noise, masked_mse
+from scarenhance.diffusion.noise import add_localized_noise, masked_error
 from scarenhance.diffusion.sampler import sample
 from scarenhance.diffusion.schedule import make_schedule
 from scarenhance.diffusion.train import DiffusionTrainConfig, make_train_step, snr_weights, train_diffusion
@@ -102,7 +102,7 @@ def test_the_weighted_loss_weighs_each_sample_by_its_timestep(schedule, monkeypa
     yt = add_localized_noise(b["y0"], b["mask"], eps, t, schedule)
     per_sample = ((net(torch.cat([yt, b["x0"]], 1), t) - eps) ** 2).mean(dim=(1, 2, 3))
     assert weighted == pytest.approx(float((per_sample * snr_weights(schedule, t, 5.0)).mean()), rel=1e-5)
-    assert weighted < float(masked_mse(net(torch.cat([yt, b["x0"]], 1), t), eps, b["mask"]))  # small t count less
+    assert weighted < float(masked_error(net(torch.cat([yt, b["x0"]], 1), t), eps, b["mask"]))  # small t count less
 
 
 def test_a_residual_model_round_trips_through_its_folder(tmp_path):

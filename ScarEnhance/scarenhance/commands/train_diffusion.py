@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "slice (residual: untrained or unsure, it changes nothing); the sampler and loss work in ε either way")
     p.add_argument("--snr-gamma", type=float, default=0.0, metavar="G",
                    help="min-SNR-G weighting of the loss over timesteps (0 = the paper's plain ε-loss; 5 is usual)")
+    p.add_argument("--loss-norm", type=int, default=2, choices=[1, 2], metavar="P",
+                   help="2: the paper's squared ε-error (the network learns the mean of the targets that fit what it "
+                        "sees); 1: the absolute error (their median: a pixel changes only where scar is the likelier "
+                        "reading, so healthy myocardium that might be scar is left alone)")
     p.add_argument("--epochs", type=int, default=200, help="paper: 200")
     p.add_argument("--batch-size", type=int, default=16, help="per process (paper: 16)")
     p.add_argument("--crop-size", type=int, default=64, help="training crop side in native pixels, around the heart")
@@ -74,7 +78,7 @@ def run(args) -> int:
     from ..progress import cli_progress
 
     config = DiffusionTrainConfig(
-        preset=args.preset, prediction=args.prediction, snr_gamma=args.snr_gamma, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, crop_min=args.crop_min, scar_focus=args.scar_focus,
+        preset=args.preset, prediction=args.prediction, snr_gamma=args.snr_gamma, loss_norm=args.loss_norm, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, crop_min=args.crop_min, scar_focus=args.scar_focus,
         samples_per_epoch=args.samples_per_epoch, lr=args.lr, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, grad_clip=args.grad_clip, t_max=args.t_max, val_fraction=args.val_fraction,
         sample_every=args.sample_every, roi_source=args.roi_source, whole_image=args.whole_image, from_original=args.from_original,

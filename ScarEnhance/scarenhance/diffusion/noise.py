@@ -17,17 +17,21 @@ def add_localized_noise(y0: torch.Tensor, mask: torch.Tensor, noise: torch.Tenso
     return schedule.scheduler.add_noise(original_samples=y0, noise=noise * mask, timesteps=t)
 
 
-def masked_mse(eps_hat: torch.Tensor, eps: torch.Tensor, mask: torch.Tensor, weight: "torch.Tensor | None" = None,
-               sample_weight: "torch.Tensor | None" = None) -> torch.Tensor:
-    """Mean over the batch of Σ((ε̂ − ε)·m)² / Σm per sample: the squared error averaged over ROI pixels,
-    so a small heart weighs as much as a large one. Pixels outside the ROI contribute nothing.
+def masked_error(eps_hat: torch.Tensor, eps: torch.Tensor, mask: torch.Tensor, weight: "torch.Tensor | None" = None,
+                 sample_weight: "torch.Tensor | None" = None, norm: int = 2) -> torch.Tensor:
+    """Mean over the batch of Σ|(ε̂ − ε)·m|^norm / Σm per sample: the error averaged over ROI pixels, so a
+    small heart weighs as much as a large one. Pixels outside the ROI contribute nothing.
+    norm: 2 is the paper's squared error; 1 the absolute error (see DiffusionTrainConfig.loss_norm).
     Shapes (B, C, H, W), mask (B, 1, H, W); a sample with an empty mask contributes 0.
     weight: optional (B, 1, H, W) per-pixel weights ≥ 0; the error is then the weighted mean over the ROI,
-    Σ w·m·(ε̂ − ε)² / Σ w·m (w = 1 everywhere is the plain loss).
+    Σ w·m·|ε̂ − ε|^norm / Σ w·m (w = 1 everywhere is the plain loss).
     sample_weight: optional (B,) weights ≥ 0 of each sample's error (e.g. by timestep) in the batch mean."""
+    if norm not in (1, 2):
+        raise ValueError(f"the loss norm must be 1 or 2, got {norm!r}")
     if weight is not None:
         mask = mask * weight
-    sq = (eps_hat.float() - eps.float()) ** 2 * mask
+    diff = eps_hat.float() - eps.float()
+    sq = (diff.abs() if norm == 1 else diff**2) * mask
     dims = tuple(range(1, sq.ndim))
     area = (mask.expand_as(sq)).sum(dim=dims).clamp_min(1e-6)  # an empty ROI: 0 / tiny = 0
     per_sample = sq.sum(dim=dims) / area
