@@ -14,12 +14,15 @@ cases alone ("… LGE").
 surroundings in the window change the result.
 
 Intensities are the paper's per-slice [0, 255] scale of the original, the output measured on that same
-scale. Tissue means and changes are means over slices.
+scale. Tissue means and changes are means over slices. The gain and the remote change also get a 95 %
+interval from resampling whole cases (evaluation/stats.py): with a few cases a family's numbers move a
+lot from one set of cases to the next. `--from-result FILE` recomputes them for an earlier result.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -40,6 +43,7 @@ from scarenhance.diffusion.enhance import training_windows  # noqa: E402
 from scarenhance.diffusion.safety import assess_enhancement  # noqa: E402
 from scarenhance.evaluation.families import family_cases  # noqa: E402
 from scarenhance.evaluation.metrics import tissue_cnrs  # noqa: E402
+from scarenhance.evaluation.stats import case_bootstrap_interval  # noqa: E402
 from scarenhance.geometry import labels_to_slices, to_stack_scale, volume_to_slices  # noqa: E402
 from scarenhance.targets import dataset_blood_mean, make_targets  # noqa: E402
 
@@ -75,6 +79,19 @@ def _summary(rows: list[dict]) -> dict:
     out["blood_change_scar_slices"] = m(scarred, "blood_change")
     out["blood_change_scar_free_slices"] = m(clean, "blood_change")
     return out
+
+
+# The summaries whose 95 % case-bootstrap interval is reported: with 4–6 cases a family's numbers move by
+# tens of points from one set of cases to the next (README: "How far these numbers move").
+INTERVALS = ("cnr_scar_myo_gain", "remote_change_scar_slices", "remote_change_scar_free_slices")
+
+
+def _intervals(rows: list[dict], seed: int) -> dict:
+    def interval(key):
+        found = case_bootstrap_interval(rows, lambda rs: _summary(rs)[key], seed=seed)
+        return None if found is None else [round(v, 4) for v in found]
+
+    return {f"{key}_ci95": interval(key) for key in INTERVALS}
 
 
 def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, steps: int, min_window: int = 0) -> dict:
@@ -114,15 +131,52 @@ def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, s
                     c = tissue_cnrs(img, labels[s])
                     row[f"cnr_scar_myo_{name}"], row[f"cnr_scar_blood_{name}"] = c["cnr_scar_myo"], c["cnr_scar_blood"]
             rows.append(row)
-    out = {"family": family, "cases": len(items), "blood_mean": blood_mean, **_summary(rows)}
+    out = {"family": family, "cases": len(items), "blood_mean": blood_mean, **_summary(rows), **_intervals(rows, seed)}
     out["voxels_changed_outside_roi"] = sum(outside_changed.values())
     if any(c.contrast != "lge" for c in items):
         # a random-contrast slice's scar need not be brighter than its myocardium: nothing shows where it is
-        out["lge_contrast_only"] = dict(_summary([r for r in rows if r["contrast"] == "lge"]), voxels_changed_outside_roi=sum(
+        lge = [r for r in rows if r["contrast"] == "lge"]
+        out["lge_contrast_only"] = dict(_summary(lge), **_intervals(lge, seed), voxels_changed_outside_roi=sum(
             outside_changed[c.name] for c in items if c.contrast == "lge"))
     out["safety_verdicts"] = {v: verdicts.count(v) for v in sorted(set(verdicts))}
     out["rows"] = rows
     return out
+
+
+def resummarise(result: dict) -> dict:
+    """An earlier result with every family's summaries and intervals recomputed from its rows."""
+    families = []
+    for family in result["families"]:
+        rows = family["rows"]
+        redone = {**family, **_summary(rows), **_intervals(rows, result["seed"])}
+        if "lge_contrast_only" in family:
+            lge = [r for r in rows if r["contrast"] == "lge"]
+            redone["lge_contrast_only"] = {**family["lge_contrast_only"], **_summary(lge), **_intervals(lge, result["seed"])}
+        families.append(redone)
+    return {**result, "families": families}
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"\n{'family':<18} {'scar sl.':>8} {'CNR(scar,myo) before→target→after':>36} {'gain':>7} {'CNR(scar,blood) b→a':>20} "
+          f"{'worse':>6} {'remote Δ scar/free':>19} {'blood Δ':>8} {'outside':>8}")
+    rows = results + [dict(v["lge_contrast_only"], family=f"  {v['family']} LGE") for v in results if "lge_contrast_only" in v]
+    for r in rows:
+        print(f"{r['family']:<18} {r['scar_slices']:>8} {r['cnr_scar_myo_before']:>10.2f} → {r['cnr_scar_myo_target']:>6.2f} → "
+              f"{r['cnr_scar_myo_after']:>6.2f} {100 * r['cnr_scar_myo_gain']:>+6.1f}% {r['cnr_scar_blood_before']:>8.2f} → "
+              f"{r['cnr_scar_blood_after']:>6.2f} {r['slices_worse']:>3}/{r['scar_slices']:<3}"
+              f"{100 * r['remote_change_scar_slices']:>+8.1f}%/{100 * r['remote_change_scar_free_slices']:>+5.1f}%"
+              f"{100 * r['blood_change_scar_slices']:>+7.1f}% {r['voxels_changed_outside_roi']:>8}")
+
+    def span(interval):
+        return "–" if interval is None else f"[{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}] %"
+
+    print("\n95 % intervals, whole cases resampled:")
+    for r in rows:
+        print(f"{r['family']:<18} gain {span(r['cnr_scar_myo_gain_ci95']):>18}   remote Δ scar "
+              f"{span(r['remote_change_scar_slices_ci95']):>18} / free {span(r['remote_change_scar_free_slices_ci95']):>18}")
+    worst = min(results, key=lambda r: r["cnr_scar_myo_gain"])
+    print(f"worst family: {worst['family']} (CNR(scar, myo) {100 * worst['cnr_scar_myo_gain']:+.1f} %, "
+          f"{worst['slices_worse']} of {worst['scar_slices']} scar slices worse)")
 
 
 def main(argv=None) -> int:
@@ -132,7 +186,17 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--min-window", type=int, default=0, metavar="PX")
+    ap.add_argument("--from-result", metavar="FILE",
+                    help="enhance nothing: print FILE (an earlier result) with its summaries and intervals recomputed "
+                         "from its rows; with a --json other than the default, write that there")
     args = ap.parse_args(argv)
+    if args.from_result:
+        out = resummarise(json.loads(Path(args.from_result).read_text(encoding="utf-8")))
+        print(f"{args.from_result}: model {out['model']} {out['model_version']}, seed {out['seed']}, {out['steps']} steps")
+        print_table(out["families"])
+        if args.json != ap.get_default("json"):  # the default is the official result: never overwritten from here
+            write_result(args.json, out)
+        return 0
     apply_threads(args)
     net = load_diffusion_model(args.model)
     window = max(training_windows(net)[0], args.min_window)
@@ -140,17 +204,8 @@ def main(argv=None) -> int:
           f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI, windows of at least {window} px")
     results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps, args.min_window)
                for f in args.families.split(",")]
-    print(f"\n{'family':<18} {'scar sl.':>8} {'CNR(scar,myo) before→target→after':>36} {'gain':>7} {'CNR(scar,blood) b→a':>20} "
-          f"{'worse':>6} {'remote Δ scar/free':>19} {'blood Δ':>8} {'outside':>8}")
-    for r in results + [dict(v["lge_contrast_only"], family=f"  {v['family']} LGE") for v in results if "lge_contrast_only" in v]:
-        print(f"{r['family']:<18} {r['scar_slices']:>8} {r['cnr_scar_myo_before']:>10.2f} → {r['cnr_scar_myo_target']:>6.2f} → "
-              f"{r['cnr_scar_myo_after']:>6.2f} {100 * r['cnr_scar_myo_gain']:>+6.1f}% {r['cnr_scar_blood_before']:>8.2f} → "
-              f"{r['cnr_scar_blood_after']:>6.2f} {r['slices_worse']:>3}/{r['scar_slices']:<3}"
-              f"{100 * r['remote_change_scar_slices']:>+8.1f}%/{100 * r['remote_change_scar_free_slices']:>+5.1f}%"
-              f"{100 * r['blood_change_scar_slices']:>+7.1f}% {r['voxels_changed_outside_roi']:>8}")
+    print_table(results)
     worst = min(results, key=lambda r: r["cnr_scar_myo_gain"])
-    print(f"worst family: {worst['family']} (CNR(scar, myo) {100 * worst['cnr_scar_myo_gain']:+.1f} %, "
-          f"{worst['slices_worse']} of {worst['scar_slices']} scar slices worse)")
     out = {"benchmark": "enh_families", "model": repo_relative(net.model_dir), "model_version": net.metadata.get("version"),
            "seed": args.seed, "cases_per_family": args.cases, "lam": args.lam, "k": args.k, "steps": args.steps,
            "min_window": window, "roi": "ground truth", "threads": torch.get_num_threads(),

@@ -1,9 +1,10 @@
-"""Summaries of per-slice metrics: mean ± SD (as in the paper's tables) and the Wilcoxon signed-rank test."""
+"""Summaries of per-slice metrics: mean ± SD (as in the paper's tables), the Wilcoxon signed-rank test, and
+a case-level bootstrap interval for benchmark summaries over a few cases."""
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -42,6 +43,37 @@ def wilcoxon(after: Iterable[Optional[float]], before: Iterable[Optional[float]]
     test = scipy_wilcoxon(a[keep], b[keep], alternative="two-sided")
     result.update(statistic=float(test.statistic), p=float(test.pvalue))
     return result
+
+
+def case_bootstrap_interval(rows: Sequence[dict], statistic: Callable[[list], float], n_resamples: int = 2000,
+                            level: float = 0.95, seed: int = 0) -> Optional[tuple[float, float]]:
+    """Percentile interval of statistic(rows) when whole cases are resampled with replacement.
+
+    rows: per-slice dicts with a "case" key. Slices of one case share its anatomy, contrast and noise, so
+    they are not independent: the case is the unit that is drawn. Resamples whose statistic is not finite
+    are left out; None when no resample gives a finite value. One case gives a zero-width interval, which
+    says that the data cannot tell how far the number would move on other cases.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    by_case: dict = {}
+    for row in rows:
+        by_case.setdefault(row["case"], []).append(row)
+    groups = list(by_case.values())
+    if not groups:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        pick = rng.integers(len(groups), size=len(groups))
+        value = statistic([row for i in pick for row in groups[i]])
+        if value is not None and math.isfinite(value):
+            values.append(value)
+    if not values:
+        return None
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def format_mean_sd(summary: dict, digits: int = 2, scale: float = 1.0) -> str:
