@@ -48,14 +48,17 @@ def test_the_shipped_diffusion_models_command_gives_its_recorded_settings():
         field = renamed.get(key, key)
         if field in config:
             assert config[field] == value, field
-    assert (config["epochs"], config["time_limit_min"], config["roi_source"]) == (100000, 18.0, "randomized")
-    assert (config["prediction"], meta["scarenhance"]["prediction"]) == ("residual", "residual")
+    assert (config["epochs"], config["time_limit_min"], config["roi_source"]) == (100000, 20.0, "randomized")
+    assert (config["prediction"], meta["scarenhance"]["prediction"], config["loss_norm"]) == ("residual", "residual", 1)
     assert training["stopped"] == f"time limit of {config['time_limit_min']} min reached"  # the trainer's words
-    assert [run["stage"] for run in training["earlier_runs"]] == [1, "1b", 2]
-    # 0.5.0 was trained from 0.4.0, itself fine-tuned from 0.3.0, whose own record (with its hand-reconstructed
-    # fields listed) is kept
-    assert training["initialised_from"]["model"] == "scar-diffusion-demo 0.4.0"
-    earlier = training["initialised_from"]["its_training"]["initialised_from"]["its_training"]
+    assert training["snapshot_of_epoch"] == 58 and "last epoch (58)" in training["shipped"]
+    # 0.6.0 was fine-tuned from 0.5.0 (three runs from 0.4.0), 0.4.0 from 0.3.0, whose own record (with its
+    # hand-reconstructed fields listed) is kept
+    parent = training["initialised_from"]
+    assert parent["model"] == "scar-diffusion-demo 0.5.0"
+    assert [run["stage"] for run in parent["its_training"]["earlier_runs"]] == [1, "1b", 2]
+    assert parent["its_training"]["initialised_from"]["model"] == "scar-diffusion-demo 0.4.0"
+    earlier = parent["its_training"]["initialised_from"]["its_training"]["initialised_from"]["its_training"]
     assert "reconstructed" in earlier and earlier["reconstructed"]["fields"]
     assert all(run["command"].startswith(("scarenhance train-diffusion ", "the same as the run before"))
                for run in earlier["earlier_runs"])
