@@ -43,9 +43,10 @@ PRESETS: dict[str, dict] = {
     "cpu-small": {
         # "auto": start from the shipped model when this run's network matches it (fine-tuning), else from scratch
         "segmentation": {"preset": "cpu-medium", "init_from": "auto"},
-        # the shipped enhancer's recipe (its README): residual prediction, min-SNR loss, steps noised from the
-        # original, scar and myocardium weighted, randomized ROIs, whole-heart crops
-        "diffusion": {"preset": "cpu-small", "prediction": "residual", "snr_gamma": 5.0, "init_from": "auto", "epochs": 60,
+        # the shipped enhancer's recipe (its README): residual prediction, min-SNR absolute-error loss (fine-tuning
+        # the shipped 0.6.0 with the squared error would teach it to brighten probably-healthy pixels again), steps
+        # noised from the original, scar and myocardium weighted, randomized ROIs, whole-heart crops
+        "diffusion": {"preset": "cpu-small", "prediction": "residual", "snr_gamma": 5.0, "loss_norm": 1, "init_from": "auto", "epochs": 60,
                       "batch_size": 8, "crop_size": 128, "lr": 1e-4, "ema_decay": 0.995, "t_max": 400, "from_original": 0.7,
                       "scar_weight": 5.0, "myo_weight": 5.0, "roi_source": "randomized", "sample_every": 10},
         "evaluation": {"lam": 250, "k": 5, "steps": 20, "lam_sweep": [10, 50, 100, 150, 200, 250, 300, 400], "sweep_k": 2},
