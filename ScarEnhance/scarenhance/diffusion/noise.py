@@ -31,10 +31,10 @@ def masked_error(eps_hat: torch.Tensor, eps: torch.Tensor, mask: torch.Tensor, w
     if weight is not None:
         mask = mask * weight
     diff = eps_hat.float() - eps.float()
-    sq = (diff.abs() if norm == 1 else diff**2) * mask
-    dims = tuple(range(1, sq.ndim))
-    area = (mask.expand_as(sq)).sum(dim=dims).clamp_min(1e-6)  # an empty ROI: 0 / tiny = 0
-    per_sample = sq.sum(dim=dims) / area
+    err = (diff.abs() if norm == 1 else diff**2) * mask
+    dims = tuple(range(1, err.ndim))
+    area = (mask.expand_as(err)).sum(dim=dims).clamp_min(1e-6)  # an empty ROI: 0 / tiny = 0
+    per_sample = err.sum(dim=dims) / area
     if sample_weight is not None:
         per_sample = per_sample * sample_weight.to(per_sample)
     return per_sample.mean()

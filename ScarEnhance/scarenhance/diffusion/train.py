@@ -212,7 +212,7 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
         t = torch.full((x0.shape[0],), t_value, dtype=torch.long, device=device)
         yt = add_localized_noise(y0, mask, eps, t, schedule)
         losses.append(float(masked_error(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask, weight,
-                                       snr_weights(schedule, t, snr_gamma))))
+                                         snr_weights(schedule, t, snr_gamma))))
     return float(np.mean(losses))
 
 
