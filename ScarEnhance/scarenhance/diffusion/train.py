@@ -9,7 +9,8 @@ loop's checkpoints, resume and keep-best carry the EMA without knowing about it;
 step hook updates the average after every step. Validation and the shipped model use the EMA.
 
 Validation is cheap on purpose: masked ε-MSE of the EMA network on a fixed batch of validation crops
-at a few fixed t with fixed noise (lower is better). Every `sample_every` epochs it also enhances a few
+at a few fixed t with fixed noise (lower is better). It stays the squared error whatever `loss_norm` is, so
+runs compare; a run trained on the absolute error is not best by it. Every `sample_every` epochs it also enhances a few
 validation slices in fast mode and logs CNR(scar, myo) before → after; it never runs full chains.
 
 t_max: the paper trains on all T = 1000 steps. Inference starts at λ = 250 (≤ 300 in practice), so a
