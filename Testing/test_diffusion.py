@@ -296,7 +296,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_result(tiny_net, sche
             super().__init__()
             self.net, self.batches = tiny_net, []
 
-        def forward(self, x, t):
+        def forward(self, x, t, roi=None):
             self.batches.append(len(x))
             if len(x) > 2:
                 raise torch.cuda.OutOfMemoryError("fake")

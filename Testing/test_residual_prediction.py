@@ -32,7 +32,7 @@ class _Constant(torch.nn.Module):
         super().__init__()
         self.r = r
 
-    def forward(self, x, t):
+    def forward(self, x, t, roi=None):
         return torch.full_like(x[:, :1], self.r)
 
 

@@ -61,7 +61,7 @@ def reference_slice(model, slice255: np.ndarray, roi: np.ndarray, lam: int, repe
             for i, t in enumerate(range(lam - 1, -1, -1)):
                 if n_steps is not None and i >= n_steps:
                     break
-                eps = model(torch.cat([y, x0], dim=1), torch.tensor([t], device=device))
+                eps = model(torch.cat([y, x0], dim=1), torch.tensor([t], device=device), mask)
                 y, _ = scheduler.step(eps, t, y, generator=generator)
                 known = math.sqrt(schedule.alpha_bar(t - 1)) * x0
                 y = mask * y + (1 - mask) * known

@@ -380,7 +380,9 @@ def _shipped_diffusion_model_if_it_fits(values: dict) -> "str | None":
     meta = read_metadata(folder)
     ours = meta["scarenhance"]
     fits = (ours.get("preset") == values.get("preset", "cpu-small") and not values.get("network")
-            and ours.get("prediction", "epsilon") == values.get("prediction", "epsilon"))
+            and ours.get("prediction", "epsilon") == values.get("prediction", "epsilon")
+            # a two-input model starts a run with the ROI-normalised third input (its weights start at zero), not back
+            and (values.get("roi_normalised", False) or not ours.get("roi_normalised", False)))
     return str(folder) if fits else None
 
 

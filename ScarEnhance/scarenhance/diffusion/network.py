@@ -10,6 +10,12 @@ targets leave the myocardium as it is, so "no change" is the right answer for mo
 what a residual network gives from its first step (MONAI zero-initialises the output convolution).
 An ε-network has to learn the identity to the precision of a few grey levels (remote myocardium sits near
 15 of 255 on real scans) and, where it misses, brightens healthy myocardium.
+
+With roi_normalised=True the U-Net gets a third channel that the network computes itself: the original as
+z-scores of its own ROI's intensities (`roi_zscores`). On a real scan min-max scaling puts the whole heart
+within 10–40 of 255 under bright outliers, and the first convolution sees scar, myocardium and blood a few
+grey levels apart; the third channel shows them as far apart as they are relative to each other, whatever
+the scale. The ROI sets only these statistics: its outline is never an input.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from .presets import DEFAULT_PRESET, PREDICTIONS, PRESETS  # noqa: F401  (re-exp
 
 
 class ConditionalDenoiser(nn.Module):
-    """forward(x: (B, 2, H, W) float in [-1, 1], t: (B,) int timestep indices 0 … T−1) -> ε̂ (B, 1, H, W).
+    """forward(x: (B, 2, H, W) float in [-1, 1], t: (B,) int timestep indices 0 … T−1, roi: (B, 1, H, W) in
+    {0, 1}, needed when roi_normalised) -> ε̂ (B, 1, H, W).
 
     H and W must be multiples of `multiple_of` (2 ** number of downsamplings).
     """
 
-    def __init__(self, preset: str = DEFAULT_PRESET, prediction: str = "epsilon", **overrides):
+    def __init__(self, preset: str = DEFAULT_PRESET, prediction: str = "epsilon", roi_normalised: bool = False,
+                 **overrides):
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
@@ -36,9 +44,11 @@ class ConditionalDenoiser(nn.Module):
             raise ValueError(f"unknown prediction {prediction!r}; choose one of {list(PREDICTIONS)}")
         self.preset = preset
         self.prediction = prediction
+        self.roi_normalised = bool(roi_normalised)
         self.config = {**PRESETS[preset], **overrides}
         self.unet = DiffusionModelUNet(
-            spatial_dims=2, in_channels=2, out_channels=1, use_flash_attention=True, **self.config
+            spatial_dims=2, in_channels=3 if self.roi_normalised else 2, out_channels=1, use_flash_attention=True,
+            **self.config
         )
         self.multiple_of = 2 ** (len(self.config["channels"]) - 1)
         if prediction == "residual":
@@ -47,12 +57,17 @@ class ConditionalDenoiser(nn.Module):
             # moves with the network; not persistent: the schedule is the engine's, never a model file's
             self.register_buffer("alphas_cumprod", make_schedule().alphas_cumprod.float(), persistent=False)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, roi: "torch.Tensor | None" = None) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 2:
             raise ValueError(f"expected x of shape (B, 2, H, W), got {tuple(x.shape)}")
         if x.shape[-2] % self.multiple_of or x.shape[-1] % self.multiple_of:
             raise ValueError(f"H and W must be multiples of {self.multiple_of}, got {tuple(x.shape[-2:])}")
-        out = self.unet(x, t)
+        net_in = x
+        if self.roi_normalised:
+            if roi is None:
+                raise ValueError("this network normalises the original by its ROI: pass roi (B, 1, H, W)")
+            net_in = torch.cat([x, roi_zscores(x[:, 1:2], roi).to(x.dtype)], dim=1)
+        out = self.unet(net_in, t)
         if self.prediction == "epsilon":
             return out
         a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
@@ -66,9 +81,24 @@ class ConditionalDenoiser(nn.Module):
             nn.init.zeros_(p)
 
 
-def network_def(preset: str = DEFAULT_PRESET, prediction: str = "epsilon", **overrides) -> dict:
+def roi_zscores(x0: torch.Tensor, roi: torch.Tensor, clip: float = 4.0) -> torch.Tensor:
+    """x0 (B, 1, H, W) as z-scores of each item's ROI pixels (roi > 0.5), clipped to ±clip and halved, so the
+    heart spans about [-2, 2] whatever its place on the [0, 255] scale. The SD is at least one grey level
+    (a flat ROI); an item without ROI pixels gets the mean 0."""
+    x = x0.float()
+    w = (roi > 0.5).float()
+    n = w.sum(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
+    mean = (x * w).sum(dim=(1, 2, 3), keepdim=True) / n
+    sd = (((x - mean) ** 2 * w).sum(dim=(1, 2, 3), keepdim=True) / n).sqrt().clamp_min(1 / 127.5)
+    return ((x - mean) / sd).clamp(-clip, clip) / 2
+
+
+def network_def(preset: str = DEFAULT_PRESET, prediction: str = "epsilon", roi_normalised: bool = False,
+                **overrides) -> dict:
     """The bundle's configs/inference.json entry that rebuilds this network (ε-models keep their old form)."""
     extra = {} if prediction == "epsilon" else {"prediction": prediction}
+    if roi_normalised:
+        extra["roi_normalised"] = True
     return {"_target_": "scarenhance.diffusion.network.ConditionalDenoiser", "preset": preset, **extra, **overrides}
 
 

@@ -182,7 +182,7 @@ def _run_chain(model, x0_all, m_all, batch, slice_ids, seed, timesteps, ancestra
                 net_in = net_in.contiguous(memory_format=torch.channels_last)
             t_batch = torch.full((len(batch),), t, dtype=torch.long, device=device)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                eps = model(net_in, t_batch).float()
+                eps = model(net_in, t_batch, m).float()
             if ancestral:
                 y = ddpm_step(y, eps, t, schedule, noise() if t > 0 else None)
             else:

@@ -46,6 +46,7 @@ VAL_TIMESTEPS = (25, 100, 250)  # fixed t of the validation ε-MSE (clipped belo
 class DiffusionTrainConfig:
     preset: str = "cpu-small"
     prediction: str = "epsilon"  # what the U-Net outputs (network.py): "epsilon" = paper, "residual" = x̂_0 − x_0
+    roi_normalised: bool = False  # a third input: the original as z-scores of its ROI (network.py)
     network: dict = field(default_factory=dict)  # overrides of the preset's DiffusionModelUNet arguments
     epochs: int = 200  # paper: 200
     batch_size: int = 16  # paper: 16
@@ -101,8 +102,8 @@ class EMADenoiser(nn.Module):
         for p in self.ema.parameters():  # never trained directly (and ignored by DDP)
             p.requires_grad_(False)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.net(x, t)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, roi: "torch.Tensor | None" = None) -> torch.Tensor:
+        return self.net(x, t, roi)
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -159,6 +160,7 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
 
     def train_step(model: nn.Module, batch: dict) -> torch.Tensor:
         x0, y0, mask = batch["x0"], batch["y0"], batch["mask"]
+        roi = mask  # the ROI-normalised input's statistics stay the heart's in the whole-image ablation too
         weight = tissue_weights(batch, scar_weight, myo_weight)
         if whole_image:
             mask = torch.ones_like(mask)
@@ -167,14 +169,14 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
         eps = torch.randn_like(y0)
         if from_original <= 0:
             yt = add_localized_noise(y0, mask, eps, t, schedule)
-            return loss(model(torch.cat([yt, x0], dim=1), t), eps, mask, weight, t)
+            return loss(model(torch.cat([yt, x0], dim=1), t, roi), eps, mask, weight, t)
         pick = torch.rand(n, device=x0.device) < from_original
         t = torch.where(pick, torch.randint(min(FROM_ORIGINAL_T_MIN, t_max - 1), t_max, (n,), device=x0.device), t)
         start = torch.where(pick.view(-1, 1, 1, 1), x0, y0)
         yt = add_localized_noise(start, mask, eps, t, schedule)
         a = schedule.alphas_cumprod.to(device=x0.device, dtype=y0.dtype)[t].view(-1, 1, 1, 1)
         target = (yt - a.sqrt() * y0) / (1 - a).sqrt()  # = ε where start is y0
-        return loss(model(torch.cat([yt, x0], dim=1), t), target, mask, weight, t)
+        return loss(model(torch.cat([yt, x0], dim=1), t, roi), target, mask, weight, t)
 
     return train_step
 
@@ -212,7 +214,7 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
         eps = torch.randn(y0.shape, generator=g).to(device)
         t = torch.full((x0.shape[0],), t_value, dtype=torch.long, device=device)
         yt = add_localized_noise(y0, mask, eps, t, schedule)
-        losses.append(float(masked_error(net(torch.cat([yt, x0], dim=1), t).float(), eps, mask, weight,
+        losses.append(float(masked_error(net(torch.cat([yt, x0], dim=1), t, mask).float(), eps, mask, weight,
                                          snr_weights(schedule, t, snr_gamma))))
     return float(np.mean(losses))
 
@@ -324,7 +326,7 @@ def train_diffusion(
         log(f"train-diffusion: {len(train_names)} training cases ({len(train_pairs)} slices), {len(val_names)} validation "
             f"cases ({len(val_pairs)} slices), dataset blood mean {blood_mean:.2f}, device {ctx.device}")
 
-    net = ConditionalDenoiser(config.preset, config.prediction, **config.network)
+    net = _network(config)
     check_crop_sides(config, net.multiple_of)
     if config.init_from and not resume:  # on --resume the run's own checkpoint holds the weights
         _start_from(net, config.init_from, log if ctx.is_main else (lambda _: None))
@@ -358,10 +360,10 @@ def train_diffusion(
     summary: dict = {}
 
     def write_model(epoch: int, metric: "float | None", weights: dict) -> None:
-        final = ConditionalDenoiser(config.preset, config.prediction, **config.network)
+        final = _network(config)
         final.load_state_dict(ema_weights(weights))
         meta = _metadata(config, final, schedule, command, epoch, metric, history_meta)
-        save_bundle(out, final, network_def(config.preset, config.prediction, **config.network), meta)
+        save_bundle(out, final, network_def(config.preset, config.prediction, config.roi_normalised, **config.network), meta)
         summary.update(meta["scarenhance"]["training"])
 
     stop = threading.Event()
@@ -405,7 +407,17 @@ def train_diffusion(
     return summary
 
 
+def _network(config: DiffusionTrainConfig) -> ConditionalDenoiser:
+    return ConditionalDenoiser(config.preset, config.prediction, config.roi_normalised, **config.network)
+
+
 def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
+    inputs = {"image": {"type": "image", "num_channels": 2, "spatial_shape": [f"{net.multiple_of}*n", f"{net.multiple_of}*n"],
+                        "value_range": [-1, 1], "channel_def": {"0": "noisy target y_t", "1": "original slice x_0"}},
+              "timestep": {"type": "tensor", "value_range": [0, schedule.num_train_timesteps - 1]}}
+    if config.roi_normalised:
+        inputs["roi"] = {"type": "image", "num_channels": 1, "value_range": [0, 1],
+                         "channel_def": {"0": "heart ROI: only the statistics of x_0's third, z-scored copy (network.roi_zscores)"}}
     return {
         "version": "0.1.0",
         "name": "ScarEnhance localized conditional diffusion",
@@ -413,15 +425,14 @@ def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
         "description": f"{config.prediction}-prediction DiffusionModelUNet ({config.preset}, {count_parameters(net) / 1e6:.2f} M "
                        "parameters); forward returns ε̂",
         "network_data_format": {
-            "inputs": {"image": {"type": "image", "num_channels": 2, "spatial_shape": [f"{net.multiple_of}*n", f"{net.multiple_of}*n"],
-                                 "value_range": [-1, 1], "channel_def": {"0": "noisy target y_t", "1": "original slice x_0"}},
-                       "timestep": {"type": "tensor", "value_range": [0, schedule.num_train_timesteps - 1]}},
+            "inputs": inputs,
             "outputs": {"pred": {"type": "image", "num_channels": 1, "channel_def": {"0": "predicted noise ε"}}},
         },
         "scarenhance": {
             "kind": "scar-diffusion",
             "preset": config.preset,
             "prediction": config.prediction,
+            "roi_normalised": config.roi_normalised,
             "multiple_of": net.multiple_of,
             "schedule": {"name": "linear_beta", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": schedule.num_train_timesteps},
             "train_t_max": config.t_max,
@@ -476,7 +487,13 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
     theirs, ours = (json.loads(json.dumps(getattr(m, "config", None))) for m in (model, net))  # tuples vs JSON lists
     if theirs != ours:
         raise InputError(f"--init-from model has network {theirs}, this run builds {ours}; use the same --preset", source)
-    net.load_state_dict(model.state_dict())
+    theirs = getattr(model, "roi_normalised", False)
+    if theirs and not net.roi_normalised:
+        raise InputError("--init-from model takes the ROI-normalised input; pass --roi-normalised", source)
+    net.load_state_dict(_widened_inputs(model.state_dict(), net.state_dict()) if net.roi_normalised and not theirs
+                        else model.state_dict())
+    if net.roi_normalised and not theirs:
+        log("train-diffusion: the ROI-normalised input starts with zero weights: the network starts as the one it comes from")
     theirs = getattr(model, "prediction", "epsilon")
     if theirs != net.prediction:  # the features carry over; the output layer's meaning does not
         net.zero_output()
@@ -484,6 +501,19 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
             f"zeroed for {net.prediction}-prediction")
         return
     log(f"train-diffusion: starting from the weights of {model.model_dir}")
+
+
+def _widened_inputs(theirs: dict, ours: dict) -> dict:
+    """`theirs` with every weight that has fewer input channels than ours (the first convolution) padded with
+    zeros: the added input then changes nothing until training gives it weight."""
+    out = dict(theirs)
+    for key, value in theirs.items():
+        want = ours[key].shape
+        if value.ndim >= 2 and value.shape[1] < want[1] and value.shape[:1] + value.shape[2:] == want[:1] + want[2:]:
+            pad = torch.zeros(want, dtype=value.dtype)
+            pad[:, : value.shape[1]] = value
+            out[key] = pad
+    return out
 
 
 def _roi_function(config: DiffusionTrainConfig, device: str):
