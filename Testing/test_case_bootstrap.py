@@ -75,3 +75,18 @@ def test_the_benchmark_recomputes_an_earlier_results_summaries_and_intervals():
     assert low == pytest.approx(0.1) and high == pytest.approx(0.5)  # {b, b} and {a, a}
     assert family["remote_change_scar_free_slices_ci95"] == [0.02, 0.02]
     assert old["families"][0]["cnr_scar_myo_gain"] == 99.0  # the earlier result itself is left as it was
+
+
+def test_where_the_gain_goes_is_summarised_and_an_older_result_without_it_still_prints(capsys):
+    bench = _benchmark()
+    rows = [dict(_row("a", 1.0, 1.5, 0.01), scar_rise=2.0, scar_rise_target=10.0, myo_sd_change=0.10),
+            dict(_row("b", 1.0, 1.1, 0.05), scar_rise=4.0, scar_rise_target=30.0, myo_sd_change=-0.02)]
+    family = bench.resummarise({"seed": 1, "families": [{"family": "phantom", "rows": rows, "voxels_changed_outside_roi": 0}]})["families"][0]
+    assert (family["scar_rise"], family["scar_rise_target"]) == (3.0, 20.0)
+    assert family["myo_sd_change"] == pytest.approx(0.04)
+    bench.print_table([family])
+    assert "scar rose   +3.0 of the target's  +20.0; myocardium SD  +4.0 %" in capsys.readouterr().out
+    older = bench.resummarise({"seed": 1, "families": [{"family": "phantom", "rows": [_row("a", 1.0, 1.5, 0.01)],
+                                                        "voxels_changed_outside_roi": 0}]})["families"][0]
+    bench.print_table([older])
+    assert "scar rose" not in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """Enhancement across data families that no shipped model trained on (evaluation/families.py), with the
 ground-truth heart ROI, as the held-out evaluation runs it: per family, mean CNR(scar, myo) and
-CNR(scar, blood) before → gamma target → after over slices with scar; the mean change of the remote
+CNR(scar, blood) before → gamma target → after over slices with scar, and where the gain goes (how far the
+scar rose against its target's rise, how much noisier the myocardium got); the mean change of the remote
 (healthy) myocardium and of the blood pool on slices with and without scar; the share of scar slices
 whose CNR(scar, myo) fell; voxels changed outside the ROI; and the safety check's verdicts. The worst
 family (lowest CNR(scar, myo) gain) is the headline. A family with random-contrast cases (synth-unseen:
@@ -78,6 +79,8 @@ def _summary(rows: list[dict]) -> dict:
     out["max_remote_change"] = float(max((r["remote_change"] for r in rows), default=float("nan")))
     out["blood_change_scar_slices"] = m(scarred, "blood_change")
     out["blood_change_scar_free_slices"] = m(clean, "blood_change")
+    out["scar_rise"], out["scar_rise_target"] = m(scarred, "scar_rise"), m(scarred, "scar_rise_target")
+    out["myo_sd_change"] = m(scarred, "myo_sd_change")
     return out
 
 
@@ -130,6 +133,12 @@ def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, s
                 for name, img in (("before", before[s]), ("target", target[s]), ("after", after[s])):
                     c = tissue_cnrs(img, labels[s])
                     row[f"cnr_scar_myo_{name}"], row[f"cnr_scar_blood_{name}"] = c["cnr_scar_myo"], c["cnr_scar_blood"]
+                # where the gain goes: how far the scar rose (grey levels; the target's rise) and how much noisier
+                # the myocardium became, the two halves of CNR(scar, myo) = (scar − myo) / SD(myo)
+                row["scar_rise"] = float(after[s][scar].mean() - before[s][scar].mean())
+                row["scar_rise_target"] = float(target[s][scar].mean() - before[s][scar].mean())
+                sd = float(before[s][myo].std())
+                row["myo_sd_change"] = float(after[s][myo].std() / sd - 1.0) if sd > 0 else float("nan")
             rows.append(row)
     out = {"family": family, "cases": len(items), "blood_mean": blood_mean, **_summary(rows), **_intervals(rows, seed)}
     out["voxels_changed_outside_roi"] = sum(outside_changed.values())
@@ -174,6 +183,11 @@ def print_table(results: list[dict]) -> None:
     for r in rows:
         print(f"{r['family']:<18} gain {span(r['cnr_scar_myo_gain_ci95']):>18}   remote Δ scar "
               f"{span(r['remote_change_scar_slices_ci95']):>18} / free {span(r['remote_change_scar_free_slices_ci95']):>18}")
+    print("\nWhere the gain goes (slices with scar; grey levels of the [0, 255] scale):")
+    for r in rows:
+        if np.isfinite(r.get("scar_rise", np.nan)):
+            print(f"{r['family']:<18} scar rose {r['scar_rise']:+6.1f} of the target's {r['scar_rise_target']:+6.1f}; "
+                  f"myocardium SD {100 * r['myo_sd_change']:+5.1f} %")
     worst = min(results, key=lambda r: r["cnr_scar_myo_gain"])
     print(f"worst family: {worst['family']} (CNR(scar, myo) {100 * worst['cnr_scar_myo_gain']:+.1f} %, "
           f"{worst['slices_worse']} of {worst['scar_slices']} scar slices worse)")
