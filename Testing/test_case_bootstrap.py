@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 import pytest
 
 from scarenhance.evaluation.stats import case_bootstrap_interval
@@ -90,3 +91,19 @@ def test_where_the_gain_goes_is_summarised_and_an_older_result_without_it_still_
                                                         "voxels_changed_outside_roi": 0}]})["families"][0]
     bench.print_table([older])
     assert "scar rose" not in capsys.readouterr().out
+
+
+def test_a_dataset_measurement_never_writes_over_the_official_result(tmp_path, capsys):
+    bench = _benchmark()
+    with pytest.raises(SystemExit):
+        bench.main(["--data", str(tmp_path)])
+    assert "needs its own --json" in capsys.readouterr().err
+
+
+def test_a_dataset_folder_becomes_evaluation_cases(tmp_path):
+    from scarenhance.phantom import write_cases
+
+    write_cases(tmp_path / "d", 2, seed=5, n_slices=2, size=(48, 48), spacing=1.6)
+    items = _benchmark().dataset_cases(str(tmp_path / "d"), 1)
+    assert len(items) == 1 and items[0].labels.shape == sitk.GetArrayFromImage(items[0].image).shape
+    assert set(np.unique(items[0].labels)) <= {0, 1, 2, 3}

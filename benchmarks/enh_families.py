@@ -10,6 +10,7 @@ cases alone ("… LGE").
 
     .venv/bin/python benchmarks/enh_families.py [--model DIR|ID] [--cases 6] [--seed 9001] [--lam 250]
         [--k 3] [--steps 10] [--min-window PX] [--families ...] [--threads 2] [--json benchmarks/results/enh_families.json]
+    .venv/bin/python benchmarks/enh_families.py --data DIR --cases 12 --json OUT.json   # a labelled dataset instead
 
 --min-window: network windows of at least PX a side (besides the model's own floor), to see how much the
 surroundings in the window change the result.
@@ -42,7 +43,7 @@ from scarenhance import labels as L  # noqa: E402
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
 from scarenhance.diffusion.enhance import training_windows  # noqa: E402
 from scarenhance.diffusion.safety import assess_enhancement  # noqa: E402
-from scarenhance.evaluation.families import family_cases  # noqa: E402
+from scarenhance.evaluation.families import EvalCase, family_cases  # noqa: E402
 from scarenhance.evaluation.metrics import tissue_cnrs  # noqa: E402
 from scarenhance.evaluation.stats import case_bootstrap_interval  # noqa: E402
 from scarenhance.geometry import labels_to_slices, to_stack_scale, volume_to_slices  # noqa: E402
@@ -98,7 +99,22 @@ def _intervals(rows: list[dict], seed: int) -> dict:
 
 
 def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, steps: int, min_window: int = 0) -> dict:
-    items = list(family_cases(family, cases, seed))
+    return evaluate_cases(net, family, list(family_cases(family, cases, seed)), seed, lam, k, steps, min_window)
+
+
+def dataset_cases(root: str, cases: int) -> list[EvalCase]:
+    """The first `cases` cases of a labelled dataset folder (any layout datasets.py reads), as EvalCases."""
+    from scarenhance.datasets import list_cases, load_case
+
+    items = []
+    for name in list_cases(root)[:cases]:
+        case = load_case(root, name)
+        items.append(EvalCase(str(name), case.image, sitk.GetArrayFromImage(case.labels)))
+    return items
+
+
+def evaluate_cases(net, family: str, items: list[EvalCase], seed: int, lam: int, k: int, steps: int,
+                   min_window: int = 0) -> dict:
     label_images = [_label_image(c.labels, c.image) for c in items]
 
     class _Case:  # what dataset_blood_mean reads
@@ -200,6 +216,9 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--min-window", type=int, default=0, metavar="PX")
+    ap.add_argument("--data", metavar="DIR",
+                    help="measure on the first --cases cases of this labelled dataset instead of the families: on the "
+                         "model's own training data it tells a model that does not fit from one that does not transfer")
     ap.add_argument("--from-result", metavar="FILE",
                     help="enhance nothing: print FILE (an earlier result) with its summaries and intervals recomputed "
                          "from its rows; with a --json other than the default, write that there")
@@ -211,18 +230,24 @@ def main(argv=None) -> int:
         if args.json != ap.get_default("json"):  # the default is the official result: never overwritten from here
             write_result(args.json, out)
         return 0
+    if args.data and args.json == ap.get_default("json"):
+        ap.error("--data needs its own --json: the default is the families' official result")
     apply_threads(args)
     net = load_diffusion_model(args.model)
     window = max(training_windows(net)[0], args.min_window)
     print(f"model {net.metadata.get('name')} {net.metadata.get('version')} ({repo_relative(net.model_dir)}), "
           f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI, windows of at least {window} px")
-    results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps, args.min_window)
-               for f in args.families.split(",")]
+    if args.data:
+        results = [evaluate_cases(net, Path(args.data).name, dataset_cases(args.data, args.cases), args.seed, args.lam,
+                                  args.k, args.steps, args.min_window)]
+    else:
+        results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps, args.min_window)
+                   for f in args.families.split(",")]
     print_table(results)
     worst = min(results, key=lambda r: r["cnr_scar_myo_gain"])
     out = {"benchmark": "enh_families", "model": repo_relative(net.model_dir), "model_version": net.metadata.get("version"),
            "seed": args.seed, "cases_per_family": args.cases, "lam": args.lam, "k": args.k, "steps": args.steps,
-           "min_window": window, "roi": "ground truth", "threads": torch.get_num_threads(),
+           "min_window": window, "roi": "ground truth", **({"data": repo_relative(args.data)} if args.data else {}), "threads": torch.get_num_threads(),
            "platform": platform.platform(), "worst_family": worst["family"], "families": results}
     write_result(args.json, out)
     return 0
