@@ -16,7 +16,7 @@ def batch():
     return {"x0": x0, "y0": x0.clone(), "mask": mask}
 
 
-def wrong_outside(x, t):
+def wrong_outside(x, t, roi=None):
     """A 'network' that predicts ε̂ = 0 inside the ROI and nonsense (100) outside."""
     return 100.0 * (x[:, 1:2] < 0).float()
 
@@ -40,7 +40,7 @@ def test_from_original_steps_start_from_the_original_and_score_against_the_targe
     b["y0"] = b["x0"] + 0.3 * b["mask"]  # the target brightens the ROI
     inside = b["mask"].bool()
 
-    def oracle(x, t):  # knows y_0; also records how much of the change the noisy input still carries
+    def oracle(x, t, roi=None):  # knows y_0; also records how much of the change the noisy input still carries
         a = abar[t].view(-1, 1, 1, 1)
         seen["carried"] = float(((x[:, :1] - a.sqrt() * b["x0"]) / a.sqrt())[inside].mean())
         seen["t_min"] = int(t.min())
@@ -62,7 +62,7 @@ def test_tissue_weights_count_scar_and_myocardium_pixels_more_and_one_is_the_pap
     b["scar"][:, :, 4:6, 4:12] = 1  # 16 of the 64 ROI pixels
     b["myo"][:, :, 6:8, 4:12] = 1  # another 16; the remaining 32 are "blood"
 
-    def wrong_on_scar(x, t):  # a stand-in network that is right except on scar (without seeing it)
+    def wrong_on_scar(x, t, roi=None):  # a stand-in network that is right except on scar (without seeing it)
         return torch.where(b["scar"] > 0, torch.full_like(x[:, :1], 3.0), torch.zeros_like(x[:, :1]))
 
     def loss(**kw):

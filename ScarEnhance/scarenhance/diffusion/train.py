@@ -487,12 +487,11 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
     theirs, ours = (json.loads(json.dumps(getattr(m, "config", None))) for m in (model, net))  # tuples vs JSON lists
     if theirs != ours:
         raise InputError(f"--init-from model has network {theirs}, this run builds {ours}; use the same --preset", source)
-    theirs = getattr(model, "roi_normalised", False)
-    if theirs and not net.roi_normalised:
+    if getattr(model, "roi_normalised", False) and not net.roi_normalised:
         raise InputError("--init-from model takes the ROI-normalised input; pass --roi-normalised", source)
-    net.load_state_dict(_widened_inputs(model.state_dict(), net.state_dict()) if net.roi_normalised and not theirs
-                        else model.state_dict())
-    if net.roi_normalised and not theirs:
+    widen = net.roi_normalised and not getattr(model, "roi_normalised", False)
+    net.load_state_dict(_widened_inputs(model.state_dict(), net.state_dict()) if widen else model.state_dict())
+    if widen:
         log("train-diffusion: the ROI-normalised input starts with zero weights: the network starts as the one it comes from")
     theirs = getattr(model, "prediction", "epsilon")
     if theirs != net.prediction:  # the features carry over; the output layer's meaning does not
