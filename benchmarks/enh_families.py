@@ -104,13 +104,12 @@ def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, s
 
 def dataset_cases(root: str, cases: int) -> list[EvalCase]:
     """The first `cases` cases of a labelled dataset folder (any layout datasets.py reads), as EvalCases."""
-    from scarenhance.datasets import list_cases, load_case
+    from itertools import islice
 
-    items = []
-    for name in list_cases(root)[:cases]:
-        case = load_case(root, name)
-        items.append(EvalCase(str(name), case.image, sitk.GetArrayFromImage(case.labels)))
-    return items
+    from scarenhance.datasets import iter_cases
+
+    return [EvalCase(str(case.name), case.image, sitk.GetArrayFromImage(case.labels))
+            for case in islice(iter_cases(root), cases)]
 
 
 def evaluate_cases(net, family: str, items: list[EvalCase], seed: int, lam: int, k: int, steps: int,
