@@ -183,6 +183,7 @@ DENOISER = {
     "preset": _choice(*PRESETS),
     "prediction": _choice(*PREDICTIONS),
     "roi_normalised": _boolean,
+    "scar_head": _boolean,
     "channels": _widths,
     "attention_levels": _list_of(lambda v: _boolean(v), 2, 8, "true/false values"),
     "num_res_blocks": _either(_integer(1, 8), _list_of(_integer(1, 8), 2, 8, "integers"), what="an integer from 1 to 8 or a list of them"),

@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roi-normalised", action="store_true",
                    help="give the network a third input, the original as z-scores of its ROI, so that scar, myocardium "
                         "and blood stand apart even where min-max scaling crowds the heart into a few grey levels")
+    p.add_argument("--scar-head-weight", type=float, default=0.0, metavar="W",
+                   help="give the network a second output, scar logits, and add W times their cross-entropy against "
+                        "the scar labels to the loss: where to brighten, taught directly (0 = none, the paper's)")
     p.add_argument("--snr-gamma", type=float, default=0.0, metavar="G",
                    help="min-SNR-G weighting of the loss over timesteps (0 = the paper's plain ε-loss; 5 is usual)")
     p.add_argument("--loss-norm", type=int, default=2, choices=[1, 2], metavar="P",
@@ -81,7 +84,8 @@ def run(args) -> int:
     from ..progress import cli_progress
 
     config = DiffusionTrainConfig(
-        preset=args.preset, prediction=args.prediction, roi_normalised=args.roi_normalised, snr_gamma=args.snr_gamma, loss_norm=args.loss_norm, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, crop_min=args.crop_min, scar_focus=args.scar_focus,
+        preset=args.preset, prediction=args.prediction, roi_normalised=args.roi_normalised,
+        scar_head_weight=args.scar_head_weight, snr_gamma=args.snr_gamma, loss_norm=args.loss_norm, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, crop_min=args.crop_min, scar_focus=args.scar_focus,
         samples_per_epoch=args.samples_per_epoch, lr=args.lr, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, grad_clip=args.grad_clip, t_max=args.t_max, val_fraction=args.val_fraction,
         sample_every=args.sample_every, roi_source=args.roi_source, whole_image=args.whole_image, from_original=args.from_original,

@@ -16,6 +16,11 @@ z-scores of its own ROI's intensities (`roi_zscores`). On a real scan min-max sc
 within 10–40 of 255 under bright outliers, and the first convolution sees scar, myocardium and blood a few
 grey levels apart; the third channel shows them as far apart as they are relative to each other, whatever
 the scale. The ROI sets only these statistics: its outline is never an input.
+
+With scar_head=True the U-Net has a second output channel, logits of "this pixel is scar", trained with an
+auxiliary loss on the labels (train.py, `--scar-head-weight`) and never used at inference. Where to brighten
+is a scar segmentation the denoiser must make for itself, and the ε-loss teaches it only through noise that
+is many times the change; the labels teach the shared features the same decision directly.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ from .presets import DEFAULT_PRESET, PREDICTIONS, PRESETS  # noqa: F401  (re-exp
 
 class ConditionalDenoiser(nn.Module):
     """forward(x: (B, 2, H, W) float in [-1, 1], t: (B,) int timestep indices 0 … T−1, roi: (B, 1, H, W) in
-    {0, 1}, needed when roi_normalised) -> ε̂ (B, 1, H, W).
+    {0, 1}, needed when roi_normalised) -> ε̂ (B, 1, H, W); with with_scar=True (a scar_head network)
+    -> (ε̂, scar logits (B, 1, H, W)).
 
     H and W must be multiples of `multiple_of` (2 ** number of downsamplings).
     """
 
     def __init__(self, preset: str = DEFAULT_PRESET, prediction: str = "epsilon", roi_normalised: bool = False,
-                 **overrides):
+                 scar_head: bool = False, **overrides):
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
@@ -45,9 +51,11 @@ class ConditionalDenoiser(nn.Module):
         self.preset = preset
         self.prediction = prediction
         self.roi_normalised = bool(roi_normalised)
+        self.scar_head = bool(scar_head)
         self.config = {**PRESETS[preset], **overrides}
         self.unet = DiffusionModelUNet(
-            spatial_dims=2, in_channels=3 if self.roi_normalised else 2, out_channels=1, use_flash_attention=True,
+            spatial_dims=2, in_channels=3 if self.roi_normalised else 2,
+            out_channels=2 if self.scar_head else 1, use_flash_attention=True,
             **self.config
         )
         self.multiple_of = 2 ** (len(self.config["channels"]) - 1)
@@ -57,7 +65,9 @@ class ConditionalDenoiser(nn.Module):
             # moves with the network; not persistent: the schedule is the engine's, never a model file's
             self.register_buffer("alphas_cumprod", make_schedule().alphas_cumprod.float(), persistent=False)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, roi: "torch.Tensor | None" = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, roi: "torch.Tensor | None" = None, with_scar: bool = False):
+        if with_scar and not self.scar_head:
+            raise ValueError("this network has no scar head (build it with scar_head=True)")
         if x.ndim != 4 or x.shape[1] != 2:
             raise ValueError(f"expected x of shape (B, 2, H, W), got {tuple(x.shape)}")
         if x.shape[-2] % self.multiple_of or x.shape[-1] % self.multiple_of:
@@ -68,6 +78,10 @@ class ConditionalDenoiser(nn.Module):
                 raise ValueError("this network normalises the original by its ROI: pass roi (B, 1, H, W)")
             net_in = torch.cat([x, roi_zscores(x[:, 1:2], roi).to(x.dtype)], dim=1)
         out = self.unet(net_in, t)
+        eps_hat = self._eps(x, t, out[:, :1])
+        return (eps_hat, out[:, 1:2]) if with_scar else eps_hat
+
+    def _eps(self, x: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         if self.prediction == "epsilon":
             return out
         a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
@@ -94,11 +108,13 @@ def roi_zscores(x0: torch.Tensor, roi: torch.Tensor, clip: float = 4.0) -> torch
 
 
 def network_def(preset: str = DEFAULT_PRESET, prediction: str = "epsilon", roi_normalised: bool = False,
-                **overrides) -> dict:
+                scar_head: bool = False, **overrides) -> dict:
     """The bundle's configs/inference.json entry that rebuilds this network (ε-models keep their old form)."""
     extra = {} if prediction == "epsilon" else {"prediction": prediction}
     if roi_normalised:
         extra["roi_normalised"] = True
+    if scar_head:
+        extra["scar_head"] = True
     return {"_target_": "scarenhance.diffusion.network.ConditionalDenoiser", "preset": preset, **extra, **overrides}
 
 

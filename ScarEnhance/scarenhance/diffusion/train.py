@@ -69,6 +69,7 @@ class DiffusionTrainConfig:
     myo_weight: float = 1.0  # loss weight of myocardium pixels relative to blood; 1 = paper
     snr_gamma: float = 0.0  # min-SNR-γ weighting of the ε-loss (make_train_step); 0 = paper (plain ε-loss)
     loss_norm: int = 2  # 2 = the paper's squared ε-error; 1 = absolute error: a median, not a mean (make_train_step)
+    scar_head_weight: float = 0.0  # > 0: a second output, scar logits, trained on the labels (make_train_step); 0 = paper
     amp: bool = True  # mixed precision where the device has it (CUDA; CPUs with AMX or AVX512-BF16)
     init_from: "str | None" = None  # a model folder or a run's latest.pt whose weights start a new run (fine-tuning)
     seg_model: "str | None" = None
@@ -102,8 +103,8 @@ class EMADenoiser(nn.Module):
         for p in self.ema.parameters():  # never trained directly (and ignored by DDP)
             p.requires_grad_(False)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, roi: "torch.Tensor | None" = None) -> torch.Tensor:
-        return self.net(x, t, roi)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, roi: "torch.Tensor | None" = None, with_scar: bool = False):
+        return self.net(x, t, roi, with_scar)
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -125,7 +126,7 @@ FROM_ORIGINAL_T_MIN = 100  # from-original steps start here: below it the chain 
 
 def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, from_original: float = 0.0,
                     scar_weight: float = 1.0, myo_weight: float = 1.0, snr_gamma: float = 0.0,
-                    loss_norm: int = 2) -> Callable:
+                    loss_norm: int = 2, scar_head_weight: float = 0.0) -> Callable:
     """train_step(model, batch) -> loss, for training.fit. batch: x0, y0, mask (scar, myo) (B, 1, s, s).
 
     whole_image: the ablation of the paper's Table 2, plain conditional DDPM with m = 1 everywhere.
@@ -147,6 +148,9 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
     gamma change, and on real LGE, where the remote myocardium sits near 15 of 255, a few per cent of q
     already brighten it by more than 3 %. 1, the absolute error, makes x̂_0 their (weighted) MEDIAN: a pixel
     changes only where scar is the likelier reading (q·scar_weight > (1 − q)·myo_weight), and then fully.
+    scar_head_weight: > 0 adds this times the binary cross-entropy of the network's scar logits (a scar_head
+    network) against batch["scar"], averaged over the ROI's pixels: the decision where to brighten, taught by
+    the labels directly instead of only through the ε-loss. 0 gives the paper's loss.
     """
     if scar_weight < 0 or myo_weight < 0:
         raise InputError(f"tissue weights must be ≥ 0, got scar {scar_weight}, myocardium {myo_weight}")
@@ -154,9 +158,17 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
         raise InputError(f"snr_gamma must be ≥ 0 (0 = the paper's plain loss), got {snr_gamma}")
     if loss_norm not in (1, 2):
         raise InputError(f"the loss norm must be 1 (absolute error) or 2 (squared, the paper's), got {loss_norm!r}")
+    if scar_head_weight < 0:
+        raise InputError(f"the scar head's loss weight must be ≥ 0 (0 = no scar head), got {scar_head_weight}")
 
-    def loss(eps_hat, eps, mask, weight, t):
+    def eps_loss(eps_hat, eps, mask, weight, t):
         return masked_error(eps_hat, eps, mask, weight, snr_weights(schedule, t, snr_gamma, loss_norm), loss_norm)
+
+    def predict_and_score(model, net_in, t, roi, target, mask, weight, batch):
+        if scar_head_weight <= 0:
+            return eps_loss(model(net_in, t, roi), target, mask, weight, t)
+        eps_hat, scar_logits = model(net_in, t, roi, with_scar=True)
+        return eps_loss(eps_hat, target, mask, weight, t) + scar_head_weight * scar_head_loss(scar_logits, batch["scar"], roi)
 
     def train_step(model: nn.Module, batch: dict) -> torch.Tensor:
         x0, y0, mask = batch["x0"], batch["y0"], batch["mask"]
@@ -169,14 +181,14 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
         eps = torch.randn_like(y0)
         if from_original <= 0:
             yt = add_localized_noise(y0, mask, eps, t, schedule)
-            return loss(model(torch.cat([yt, x0], dim=1), t, roi), eps, mask, weight, t)
+            return predict_and_score(model, torch.cat([yt, x0], dim=1), t, roi, eps, mask, weight, batch)
         pick = torch.rand(n, device=x0.device) < from_original
         t = torch.where(pick, torch.randint(min(FROM_ORIGINAL_T_MIN, t_max - 1), t_max, (n,), device=x0.device), t)
         start = torch.where(pick.view(-1, 1, 1, 1), x0, y0)
         yt = add_localized_noise(start, mask, eps, t, schedule)
         a = schedule.alphas_cumprod.to(device=x0.device, dtype=y0.dtype)[t].view(-1, 1, 1, 1)
         target = (yt - a.sqrt() * y0) / (1 - a).sqrt()  # = ε where start is y0
-        return loss(model(torch.cat([yt, x0], dim=1), t, roi), target, mask, weight, t)
+        return predict_and_score(model, torch.cat([yt, x0], dim=1), t, roi, target, mask, weight, batch)
 
     return train_step
 
@@ -189,6 +201,14 @@ def snr_weights(schedule: Schedule, t: torch.Tensor, snr_gamma: float, loss_norm
     a = schedule.alphas_cumprod.to(t.device)[t]
     snr = a / (1 - a)
     return ((snr.clamp(max=snr_gamma) / snr) ** (loss_norm / 2)).float()
+
+
+def scar_head_loss(logits: torch.Tensor, scar: torch.Tensor, roi: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of scar logits against the scar labels, averaged over the ROI's pixels (float32:
+    the logits may come out of bf16 autocast)."""
+    bce = nn.functional.binary_cross_entropy_with_logits(logits.float(), scar.float(), reduction="none")
+    m = (roi > 0.5).float()
+    return (bce * m).sum() / m.sum().clamp_min(1.0)
 
 
 def tissue_weights(batch: dict, scar_weight: float, myo_weight: float = 1.0) -> "torch.Tensor | None":
@@ -363,7 +383,8 @@ def train_diffusion(
         final = _network(config)
         final.load_state_dict(ema_weights(weights))
         meta = _metadata(config, final, schedule, command, epoch, metric, history_meta)
-        save_bundle(out, final, network_def(config.preset, config.prediction, config.roi_normalised, **config.network), meta)
+        save_bundle(out, final, network_def(config.preset, config.prediction, config.roi_normalised, final.scar_head,
+                                            **config.network), meta)
         summary.update(meta["scarenhance"]["training"])
 
     stop = threading.Event()
@@ -382,7 +403,7 @@ def train_diffusion(
     tic = time.perf_counter()
     try:
         step = make_train_step(schedule, config.t_max, config.whole_image, config.from_original, config.scar_weight,
-                               config.myo_weight, config.snr_gamma, config.loss_norm)
+                               config.myo_weight, config.snr_gamma, config.loss_norm, config.scar_head_weight)
         if config.crop_min:
             step = _in_random_windows(step, random_sides(config.crop_min, config.crop_size, net.multiple_of, config.seed + ctx.rank))
         result = fit(wrapped, optimizer, loader, step, validate, config=fit_config,
@@ -408,7 +429,9 @@ def train_diffusion(
 
 
 def _network(config: DiffusionTrainConfig) -> ConditionalDenoiser:
-    return ConditionalDenoiser(config.preset, config.prediction, config.roi_normalised, **config.network)
+    # the head exists only while a run trains it: fine-tuning without its loss drops it (_start_from)
+    return ConditionalDenoiser(config.preset, config.prediction, config.roi_normalised, config.scar_head_weight > 0,
+                               **config.network)
 
 
 def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
@@ -433,6 +456,7 @@ def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
             "preset": config.preset,
             "prediction": config.prediction,
             "roi_normalised": config.roi_normalised,
+            "scar_head": net.scar_head,  # a training-only output: forward returns ε̂ alone
             "multiple_of": net.multiple_of,
             "schedule": {"name": "linear_beta", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": schedule.num_train_timesteps},
             "train_t_max": config.t_max,
@@ -476,7 +500,7 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
         if not weights:
             raise InputError("not a train-diffusion checkpoint: it holds no EMA weights", path)
         try:
-            net.load_state_dict(weights)
+            net.load_state_dict(_with_outputs(weights, net.state_dict()))
         except RuntimeError as e:
             raise InputError(f"--init-from checkpoint does not fit this network; use the same --preset ({e})", path) from e
         log(f"train-diffusion: starting from the EMA weights of {path}")
@@ -490,9 +514,12 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
     if getattr(model, "roi_normalised", False) and not net.roi_normalised:
         raise InputError("--init-from model takes the ROI-normalised input; pass --roi-normalised", source)
     widen = net.roi_normalised and not getattr(model, "roi_normalised", False)
-    net.load_state_dict(_widened_inputs(model.state_dict(), net.state_dict()) if widen else model.state_dict())
+    state = _widened_inputs(model.state_dict(), net.state_dict()) if widen else model.state_dict()
+    net.load_state_dict(_with_outputs(state, net.state_dict()))
     if widen:
         log("train-diffusion: the ROI-normalised input starts with zero weights: the network starts as the one it comes from")
+    if net.scar_head != getattr(model, "scar_head", False):
+        log(f"train-diffusion: scar head {'added, its weights at zero' if net.scar_head else 'dropped'}; ε̂ starts as the model's")
     theirs = getattr(model, "prediction", "epsilon")
     if theirs != net.prediction:  # the features carry over; the output layer's meaning does not
         net.zero_output()
@@ -512,6 +539,20 @@ def _widened_inputs(theirs: dict, ours: dict) -> dict:
             pad = torch.zeros(want, dtype=value.dtype)
             pad[:, : value.shape[1]] = value
             out[key] = pad
+    return out
+
+
+def _with_outputs(theirs: dict, ours: dict) -> dict:
+    """`theirs` with the output convolution cut or zero-padded to our number of output channels (a scar head
+    added or dropped); channel 0, ε̂, is kept as it is."""
+    out = dict(theirs)
+    for key, value in theirs.items():
+        want = ours[key].shape if key in ours else value.shape  # a key we lack: load_state_dict names it
+        if value.shape[:1] != want[:1] and value.shape[1:] == want[1:]:
+            fitted = torch.zeros(want, dtype=value.dtype)
+            n = min(value.shape[0], want[0])
+            fitted[:n] = value[:n]
+            out[key] = fitted
     return out
 
 
