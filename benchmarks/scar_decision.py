@@ -120,7 +120,7 @@ def train_probe(data: str, minutes: float, which: str, seed: int, log=print):
         optimizer.step()
         steps += 1
         if steps % 100 == 0:
-            log(f"probe step {steps}: loss {float(loss):.3f}, {time.perf_counter() - tic:.0f} s")
+            log(f"probe step {steps}: loss {loss.item():.3f}, {time.perf_counter() - tic:.0f} s")
         if time.perf_counter() - tic > minutes * 60:
             break
     return net.eval(), steps
