@@ -60,13 +60,17 @@ def _fitted_change(loss_norm: int) -> float:
     batch = {"x0": x0, "y0": y0, "mask": torch.ones_like(x0)}
     net = ConditionalDenoiser(prediction="residual", **TINY)
     net.unet = _OneNumber()
-    step = make_train_step(make_schedule(), 400, snr_gamma=5.0, loss_norm=loss_norm)
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
-    for _ in range(400):
+    fit_on_one_batch(net, make_train_step(make_schedule(), 400, snr_gamma=5.0, loss_norm=loss_norm), batch, 400, 0.01)
+    return float(net.unet.r.detach())
+
+
+def fit_on_one_batch(net, step, batch: dict, steps: int, lr: float) -> None:
+    """`steps` Adam steps of `step`'s loss on one fixed batch: what a stand-in network's few numbers settle to."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    for _ in range(steps):
         optimizer.zero_grad()
         step(net, batch).backward()
         optimizer.step()
-    return float(net.unet.r.detach())
 
 
 def test_squared_error_learns_the_mean_change_and_absolute_error_the_median():

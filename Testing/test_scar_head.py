@@ -17,6 +17,7 @@ from scarenhance.diffusion.train import DiffusionTrainConfig, make_train_step, s
 from scarenhance.errors import InputError
 
 from test_diffusion import TINY
+from test_loss_norm import fit_on_one_batch
 from test_roi_normalised_input import _data
 
 
@@ -72,11 +73,7 @@ def _fitted_logit(weight: float) -> float:
     net = ConditionalDenoiser(prediction="residual", scar_head=True, **TINY)
     net.unet = _TwoNumbers()
     step = make_train_step(make_schedule(), 400, snr_gamma=5.0, loss_norm=1, scar_head_weight=weight)
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
-    for _ in range(300):
-        optimizer.zero_grad()
-        step(net, batch).backward()
-        optimizer.step()
+    fit_on_one_batch(net, step, batch, 300, 0.02)
     return float(net.unet.c.detach())
 
 
