@@ -12,7 +12,8 @@ benchmark measures how well that decision can be made, four ways:
 - `--probe-data DIR --probe-minutes N`: a plain MONAI UNet (the heart model's size) trained here for N minutes
   on DIR's crops (the denoiser's own training crops: randomized ROI, scar-centred) with Dice + cross-entropy,
   given the original and, with `--probe-input roi`, the ROI or, with `myo`, the labelled myocardium.
-  Whether a network made for the task learns it in that time.
+  Whether a network made for the task learns it in that time. It trains with --seed (its split of DIR, its
+  crops, its weights), so a run repeats up to the number of steps the minutes allow.
 
 Families are those of evaluation/families.py; only their LGE-contrast cases count (in the random-contrast
 half of `synth-unseen` the scar need not be bright). Each slice is cut to a 128-px window around its heart.

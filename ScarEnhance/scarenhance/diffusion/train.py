@@ -500,7 +500,7 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
         if not weights:
             raise InputError("not a train-diffusion checkpoint: it holds no EMA weights", path)
         try:
-            net.load_state_dict(_with_outputs(weights, net.state_dict()))
+            net.load_state_dict(_with_outputs(weights, net))
         except RuntimeError as e:
             raise InputError(f"--init-from checkpoint does not fit this network; use the same --preset ({e})", path) from e
         log(f"train-diffusion: starting from the EMA weights of {path}")
@@ -515,7 +515,7 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
         raise InputError("--init-from model takes the ROI-normalised input; pass --roi-normalised", source)
     widen = net.roi_normalised and not getattr(model, "roi_normalised", False)
     state = _widened_inputs(model.state_dict(), net.state_dict()) if widen else model.state_dict()
-    net.load_state_dict(_with_outputs(state, net.state_dict()))
+    net.load_state_dict(_with_outputs(state, net))
     if widen:
         log("train-diffusion: the ROI-normalised input starts with zero weights: the network starts as the one it comes from")
     if net.scar_head != getattr(model, "scar_head", False):
@@ -542,17 +542,19 @@ def _widened_inputs(theirs: dict, ours: dict) -> dict:
     return out
 
 
-def _with_outputs(theirs: dict, ours: dict) -> dict:
-    """`theirs` with the output convolution cut or zero-padded to our number of output channels (a scar head
-    added or dropped); channel 0, ε̂, is kept as it is."""
+def _with_outputs(theirs: dict, net: ConditionalDenoiser) -> dict:
+    """`theirs` with the last convolution cut or zero-padded to `net`'s number of output channels (a scar head
+    added or dropped); channel 0, ε̂, is kept as it is. No other weight is touched: any other mismatch is
+    load_state_dict's to report."""
     out = dict(theirs)
-    for key, value in theirs.items():
-        want = ours[key].shape if key in ours else value.shape  # a key we lack: load_state_dict names it
-        if value.shape[:1] != want[:1] and value.shape[1:] == want[1:]:
-            fitted = torch.zeros(want, dtype=value.dtype)
-            n = min(value.shape[0], want[0])
+    prefix = f"unet.out.{len(net.unet.out) - 1}."
+    for name, ours in net.unet.out[-1].named_parameters():
+        value = theirs.get(prefix + name)
+        if value is not None and value.shape != ours.shape and value.shape[1:] == ours.shape[1:]:
+            fitted = torch.zeros(ours.shape, dtype=value.dtype)
+            n = min(value.shape[0], ours.shape[0])
             fitted[:n] = value[:n]
-            out[key] = fitted
+            out[prefix + name] = fitted
     return out
 
 
