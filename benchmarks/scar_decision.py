@@ -7,6 +7,9 @@ benchmark measures how well that decision can be made, four ways:
 - `otsu-myocardium`: Otsu's threshold over the labelled myocardium (scar counted in), pixels above it called
   scar. What a rule does once the myocardium is known.
 - `otsu-roi`: the same over the whole heart ROI, which is all the enhancer is given: blood is as bright as scar.
+- `otsu-heart-model-myocardium` (`--heart-model`, the shipped one by default): the same over the myocardium
+  the heart model segments (scar counted as myocardium), which is what a real session has before the
+  radiologist corrects it; with it, the share of scar voxels the heart model calls blood pool.
 - `--model M`: a denoiser trained with `--scar-head-weight`: its own scar logits (> 0, inside the ROI), at
   t = 100 from a noised original as in partial diffusion. Whether the denoiser's features carry the decision.
 - `--probe-data DIR --probe-minutes N`: a plain MONAI UNet (the heart model's size) trained here for N minutes
@@ -49,16 +52,18 @@ WINDOW = 128  # px a side around each heart: the denoiser's training crops
 PROBE_T = 100  # the scar head is read at this step of a partial-diffusion chain
 
 
-def heart_windows(case, side: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
-    """(N, side, side) of the slices on the per-slice [0, 255] scale and their canonical labels, each a window
-    centred on the case's heart (edge-padded image, background-padded labels)."""
+def heart_windows(case, side: int = WINDOW, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """(N, side, side) of the slices on the per-slice [0, 255] scale and their labels (the case's canonical
+    ones, or `labels`, a label array on the image's grid), each a window centred on the case's labelled
+    heart (edge-padded image, background-padded labels)."""
     stack = volume_to_slices(case.image)
-    labels = labels_to_slices(_label_image(case.labels, case.image), stack)
-    ys, xs = np.nonzero(L.heart_mask(labels).any(axis=0))
+    truth = labels_to_slices(_label_image(case.labels, case.image), stack)
+    ys, xs = np.nonzero(L.heart_mask(truth).any(axis=0))
     cy, cx, h = int(ys.mean()), int(xs.mean()), side // 2
     pad = ((0, 0), (h, h), (h, h))
     image = np.pad(stack.slices.astype(np.float32), pad, mode="edge")[:, cy:cy + side, cx:cx + side]
-    return image, np.pad(labels, pad)[:, cy:cy + side, cx:cx + side]
+    wanted = truth if labels is None else labels_to_slices(_label_image(labels, case.image), stack)
+    return image, np.pad(wanted, pad)[:, cy:cy + side, cx:cx + side]
 
 
 def otsu_scar(image: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -75,6 +80,26 @@ def otsu_scar(image: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 def myocardium(labels: np.ndarray) -> np.ndarray:
     return np.isin(labels, (L.MYOCARDIUM, L.SCAR))
+
+
+def heart_model_classes(seg_model, case) -> np.ndarray:
+    """The heart model's classes (0 background, 1 LV blood pool, 2 LV myocardium) of `case`, on its grid."""
+    from scarenhance.segmentation.infer import segment
+
+    return sitk.GetArrayFromImage(segment(case.image, seg_model, device="cpu").labels)
+
+
+def heart_model_scar(classes: np.ndarray, case, image: np.ndarray) -> np.ndarray:
+    """Otsu over the myocardium of the heart model's `classes` (in the windows heart_windows cuts)."""
+    _, windows = heart_windows(case, image.shape[-1], labels=classes)
+    return otsu_scar(image, windows == L.CLASS_MYOCARDIUM)
+
+
+def scar_called_blood(classes_of, items) -> float:
+    """Mean over LGE-contrast cases with scar of the share of scar voxels the heart model calls blood pool."""
+    shares = [float(np.mean(classes_of(c)[c.labels == L.SCAR] == L.CLASS_BLOOD)) for c in items
+              if c.contrast == "lge" and (c.labels == L.SCAR).sum() >= 5]
+    return float(np.mean(shares)) if shares else float("nan")
 
 
 def head_scar(net, image: np.ndarray, roi: np.ndarray) -> np.ndarray:
@@ -136,13 +161,14 @@ def probe_scar(net, which: str, image: np.ndarray, labels: np.ndarray) -> np.nda
 
 
 def family_dice(items, deciders: dict) -> dict:
-    """Mean over scar slices (≥ 5 scar pixels) of each decider's scar Dice, and how many slices there were."""
+    """Mean over scar slices (≥ 5 scar pixels) of each decider's scar Dice, and how many slices there were.
+    deciders: name → decide(image, labels, case) -> scar mask of the windows."""
     scores = {name: [] for name in deciders}
     for case in items:
         if case.contrast != "lge":
             continue
         image, labels = heart_windows(case)
-        decided = {name: decide(image, labels) for name, decide in deciders.items()}
+        decided = {name: decide(image, labels, case) for name, decide in deciders.items()}
         for s in range(labels.shape[0]):
             scar = labels[s] == L.SCAR
             if scar.sum() < 5:
@@ -157,15 +183,26 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_family_options(ap, "scar-head diffusion", cases=12, json_default="benchmarks/results/scar_decision.json")
     ap.add_argument("--data", metavar="DIR", help="also measure the first --cases cases of this labelled dataset")
+    ap.add_argument("--heart-model", default=None, help="heart model folder or id (default: the shipped one)")
     ap.add_argument("--probe-data", metavar="DIR", help="train the probe UNet on this dataset's crops")
     ap.add_argument("--probe-minutes", type=float, default=18.0)
     ap.add_argument("--probe-input", choices=("roi", "myo"), default="roi")
     args = ap.parse_args(argv)
     apply_threads(args)
 
-    deciders = {"otsu-myocardium": lambda image, labels: otsu_scar(image, myocardium(labels)),
-                "otsu-roi": lambda image, labels: otsu_scar(image, L.heart_mask(labels))}
-    out = {"benchmark": "scar_decision", "seed": args.seed, "cases_per_family": args.cases, "window_px": WINDOW,
+    from scarenhance.segmentation.infer import load_segmentation_model
+
+    seg_model, segmented = load_segmentation_model(args.heart_model), {}
+
+    def classes_of(case):  # each case segmented once
+        if case.name not in segmented:
+            segmented[case.name] = heart_model_classes(seg_model, case)
+        return segmented[case.name]
+    deciders = {"otsu-myocardium": lambda image, labels, case: otsu_scar(image, myocardium(labels)),
+                "otsu-roi": lambda image, labels, case: otsu_scar(image, L.heart_mask(labels)),
+                "otsu-heart-model-myocardium": lambda image, labels, case: heart_model_scar(classes_of(case), case, image)}
+    out = {"benchmark": "scar_decision", "heart_model": f"{seg_model.metadata.get('name')} {seg_model.metadata.get('version')}",
+           "seed": args.seed, "cases_per_family": args.cases, "window_px": WINDOW,
            "threads": torch.get_num_threads(), "platform": platform.platform()}
     if args.model:
         from scarenhance.diffusion import load_diffusion_model
@@ -173,11 +210,11 @@ def main(argv=None) -> int:
         net = load_diffusion_model(args.model).eval()
         if not getattr(net, "scar_head", False):
             ap.error(f"{args.model} has no scar head: train it with --scar-head-weight")
-        deciders["scar-head"] = lambda image, labels: head_scar(net, image, L.heart_mask(labels))
+        deciders["scar-head"] = lambda image, labels, case: head_scar(net, image, L.heart_mask(labels))
         out.update(model=repo_relative(net.model_dir), model_version=net.metadata.get("version"), head_t=PROBE_T)
     if args.probe_data:
         probe, steps = train_probe(args.probe_data, args.probe_minutes, args.probe_input, args.seed)
-        deciders[f"probe-unet-{args.probe_input}"] = lambda image, labels: probe_scar(probe, args.probe_input, image, labels)
+        deciders[f"probe-unet-{args.probe_input}"] = lambda image, labels, case: probe_scar(probe, args.probe_input, image, labels)
         out["probe"] = {"data": repo_relative(args.probe_data), "minutes": args.probe_minutes, "steps": steps,
                         "batch": 16, "input": args.probe_input}
     groups = [(f, list(family_cases(f, args.cases, args.seed))) for f in args.families.split(",")]
@@ -185,9 +222,12 @@ def main(argv=None) -> int:
         groups.append((Path(args.data).name, dataset_cases(args.data, args.cases)))
     rows = []
     for name, items in groups:
-        rows.append({"family": name, **family_dice(items, deciders)})
+        segmented.clear()  # case names repeat across families
+        rows.append({"family": name, **family_dice(items, deciders),
+                     "scar_called_blood_by_heart_model": scar_called_blood(classes_of, items)})
         print(f"{name:18s} {rows[-1]['scar_slices']:3d} scar slices  "
-              + "  ".join(f"{d} {rows[-1][d]:.3f}" for d in deciders), flush=True)
+              + "  ".join(f"{d} {rows[-1][d]:.3f}" for d in deciders)
+              + f"  (scar the heart model calls blood: {rows[-1]['scar_called_blood_by_heart_model']:.0%})", flush=True)
     out["families"] = rows
     write_result(args.json, out)
     return 0
