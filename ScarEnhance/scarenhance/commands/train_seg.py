@@ -13,6 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth-seed", type=int, default=1, help="seed of the synthetic bank (validation uses seed + 1000)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this heart model's weights (folder or registry id, e.g. heart-seg): fine-tuning")
+    p.add_argument("--scar-weight", type=float, default=0.0, metavar="W",
+                   help="add W × the cross-entropy averaged over scar pixels, so bright scar beside the blood pool stays "
+                        "myocardium (default: 0; the shipped heart-seg 2.1.0 used 1)")
     p.add_argument("--out", required=True, help="model folder to write (bundle layout; checkpoints in OUT/training)")
     p.add_argument("--preset", default="cpu-small", choices=["cpu-small", "cpu-medium", "gpu-paper"],
                    help="cpu-small: 0.8 M parameters, minutes on a CPU (default); cpu-medium: 1.9 M, the shipped model's; "
@@ -57,7 +60,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     summary = train_segmentation(
         args.data, args.out, synth=args.synth, synth_val=args.synth_val, synth_seed=args.synth_seed,
-        init_from=args.init_from, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
+        init_from=args.init_from, scar_weight=args.scar_weight, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
         channels=channels, spacing_mm=args.spacing_mm, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
         resume=args.resume, amp=args.amp, workers=args.workers, layout=args.layout, steps_per_epoch=args.steps_per_epoch,
         validate_every=args.validate_every, command=args.command_line, progress=cli_progress,

@@ -7,7 +7,9 @@
 
 Images are normalised exactly as at inference (intensity.normalise on geometry.volume_to_slices'
 [0, 255] slices), so the network sees float32 in [0, 1]; targets are the heart classes (0 background,
-1 LV blood pool, 2 LV myocardium with scar), whose union is the paper's heart ROI.
+1 LV blood pool, 2 LV myocardium with scar), whose union is the paper's heart ROI. The class maps here
+mark scar as labels.TRAIN_SCAR (myocardium to the network; the loss can weigh it, labels.fold_scar
+gives the classes back).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from . import intensity
 
 @dataclass
 class CaseSlices:
-    """One case at the model's pixel size: images (N, H, W) float32 in [0, 1], classes (N, H, W) uint8 0/1/2."""
+    """One case at the model's pixel size: images (N, H, W) float32 in [0, 1], classes (N, H, W) uint8 0/1/2,
+    and 3 (labels.TRAIN_SCAR) where the myocardium is scar."""
 
     name: str
     images: np.ndarray
@@ -49,7 +52,7 @@ def load_cases(root: "str | Path", spacing_mm: float, layout: str = "auto", mult
     for i, name in enumerate(names):
         case = datasets.load_case(root, name, layout)
         stack = geometry.volume_to_slices(case.image, spacing_mm=spacing_mm, multiple_of=multiple_of)
-        classes = heart_classes(geometry.labels_to_slices(case.labels, stack))
+        classes = heart_classes(geometry.labels_to_slices(case.labels, stack), mark_scar=True)
         if not classes.any():
             raise InputError("the label volume has no heart (blood, myocardium or scar) label", case.label_path)
         out.append(CaseSlices(name=case.name, images=intensity.normalise(stack.slices, policy), classes=classes))
@@ -79,8 +82,12 @@ def slices_of(cases: list[CaseSlices]) -> tuple[list, list]:
 
 
 def slices_of_bank(bank, policy: dict = intensity.DEFAULT) -> tuple[list, list]:
-    """(images, classes) of a synth bank, each image normalised as inference will normalise it."""
-    return [intensity.normalise(im, policy).astype(np.float16) for im in bank.images], list(bank.classes)
+    """(images, classes) of a synth bank, each image normalised as inference will normalise it, its scar
+    marked labels.TRAIN_SCAR."""
+    from ..labels import SCAR, TRAIN_SCAR
+
+    classes = [np.where(canonical == SCAR, np.uint8(TRAIN_SCAR), c) for c, canonical in zip(bank.classes, bank.canonical)]
+    return [intensity.normalise(im, policy).astype(np.float16) for im in bank.images], classes
 
 
 def bank_cases(bank, policy: dict = intensity.DEFAULT, multiple_of: int = 16, per_case: int = 8) -> list[CaseSlices]:

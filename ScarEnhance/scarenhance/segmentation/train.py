@@ -7,9 +7,11 @@ OUT/configs/*.json + OUT/models/model.pt are the model (the best validation-Dice
 whenever a better epoch is found, so an interrupted run still leaves a usable model);
 OUT/training/ holds latest.pt / best.pt (resume) and OUT/training/tensorboard/ the event files.
 Classes: background, LV blood pool, LV myocardium (scar included); loss: Dice + cross-entropy on the
-softmax (MONAI DiceCELoss); Adam with a cosine learning-rate decay; the validation metric is the mean
-per-case Dice of the heart ROI (the union of the two classes) on whole slices of held-out cases (split
-by case with a fixed seed) or of a held-out synthetic bank (another seed).
+softmax (MONAI DiceCELoss), plus `scar_weight` × the cross-entropy averaged over the scar pixels (bright
+scar beside the bright blood pool is what a heart model most often calls blood); Adam with a cosine
+learning-rate decay; the validation metric is the mean per case of the heart ROI's Dice (the union of
+the two classes) and the myocardium's, on whole slices of held-out cases (split by case with a fixed
+seed) or of a held-out synthetic bank (another seed).
 Runs on one process or under torchrun (see training.distributed).
 """
 
@@ -27,11 +29,34 @@ import torch
 from ..device import autocast_dtype, precision_name
 from ..errors import InputError
 from ..evaluation.metrics import dice
+from ..labels import CLASS_MYOCARDIUM, TRAIN_SCAR, fold_scar
 from ..progress import ProgressFn, no_progress, scaled
 from . import intensity
 from . import network as N
 
-MODEL_VERSION = "2.0.0"
+MODEL_VERSION = "2.1.0"
+VALIDATION_METRIC = "mean per case of the heart ROI Dice (blood ∪ myocardium) and the myocardium Dice, at the model's pixel size"
+
+
+def validation_score(predicted: np.ndarray, classes: np.ndarray) -> float:
+    """The validation metric of one case: (heart ROI Dice + myocardium Dice) / 2. A model that calls scar
+    blood pool loses only on the myocardium, so the ROI's Dice alone would not see it."""
+    classes = fold_scar(classes)
+    return 0.5 * (dice(predicted > 0, classes > 0) + dice(predicted == CLASS_MYOCARDIUM, classes == CLASS_MYOCARDIUM))
+
+
+def heart_loss(dice_ce, logits, label, scar_weight: float = 0.0):
+    """Dice + cross-entropy of the classes (scar folded into myocardium), plus scar_weight × the cross-entropy
+    averaged over the scar pixels (labels.TRAIN_SCAR); a batch without scar adds nothing."""
+    import torch.nn.functional as F
+
+    target = fold_scar(label)
+    loss = dice_ce(logits, target)
+    if scar_weight:
+        scar = (label[:, 0] == TRAIN_SCAR).to(logits.dtype)
+        ce = F.cross_entropy(logits, target[:, 0], reduction="none")
+        loss = loss + scar_weight * (ce * scar).sum() / scar.sum().clamp(min=1.0)
+    return loss
 
 
 def train_segmentation(
@@ -42,6 +67,7 @@ def train_segmentation(
     synth_val: int = 256,
     synth_seed: int = 1,
     init_from: "str | Path | None" = None,
+    scar_weight: float = 0.0,
     preset: str = N.DEFAULT_PRESET,
     epochs: "int | None" = None,
     batch_size: "int | None" = None,
@@ -72,6 +98,7 @@ def train_segmentation(
     `data` gives no validation cases.
     init_from: start from this heart model's weights (a folder or registry id, checksum-verified; the
     network and its pixel size and normalisation must match) instead of random ones.
+    scar_weight: weight of the extra cross-entropy over scar pixels (labelled scar, counted as myocardium).
     preset: "cpu-small" (default) or "gpu-paper"; epochs, batch_size, lr, crop, channels and
     validate_every (epochs between validations; the last epoch is always validated) override it.
     resume: continue the run in OUT/training; without it an existing model or run in OUT is an
@@ -103,6 +130,8 @@ def train_segmentation(
         raise InputError(f"the crop size must be a multiple of 16, got {crop}")
     if data is None and synth < 1:
         raise InputError("nothing to train on: give a dataset folder, synthetic slices (--synth N), or both")
+    if scar_weight < 0:
+        raise InputError(f"the scar weight must be ≥ 0, got {scar_weight}")
     if synth < 0 or synth_val < 0:
         raise InputError("the numbers of synthetic slices must be ≥ 0")
     out = Path(out)
@@ -158,17 +187,17 @@ def train_segmentation(
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr * 0.02)
 
         def train_step(m, batch):
-            return loss_fn(m(batch["image"]).float(), batch["label"])  # the loss in fp32 under autocast
+            return heart_loss(loss_fn, m(batch["image"]).float(), batch["label"], scar_weight)  # fp32 under autocast
 
         my_val = val_cases[ctx.rank::ctx.world_size]
 
         def validate(m):
-            scores = [dice(predict_classes(m, c.images, batch_size=8, device=ctx.device) > 0, c.classes > 0) for c in my_val]
+            scores = [validation_score(predict_classes(m, c.images, batch_size=8, device=ctx.device), c.classes) for c in my_val]
             return (float(np.mean(scores)) if scores else 0.0, float(len(scores)))
 
         settings = {"preset": preset, "spacing_mm": spacing_mm, "crop": crop, "batch_size": batch_size, "lr": lr,
                     "epochs": epochs, "seed": seed, "val_fraction": val_fraction, "synth": synth, "synth_val": synth_val,
-                    "synth_seed": synth_seed, "init_from": init and init["source"], "steps_per_epoch": steps_per_epoch,
+                    "synth_seed": synth_seed, "init_from": init and init["source"], "scar_weight": scar_weight, "steps_per_epoch": steps_per_epoch,
                     "validate_every": validate_every, "workers": workers,
                     "precision": precision_name(autocast_dtype(ctx.device) if amp else None)}
 
@@ -260,11 +289,12 @@ def _metadata(net_def, settings, policy, train_cases, n_site, n_synth, val_cases
             "training": {"command": command, "data": None if data is None else str(data),
                          "synthetic_slices": n_synth, "site_slices": n_site, "settings": settings,
                          "initialised_from": None if init is None else {k: init[k] for k in ("source", "weights_sha256")},
-                         "optimizer": "Adam, cosine decay", "loss": "DiceCELoss(to_onehot_y=True, softmax=True, batch=True)",
+                         "optimizer": "Adam, cosine decay", "loss": "DiceCELoss(to_onehot_y=True, softmax=True, batch=True)"
+                                 + (f" + {settings['scar_weight']} × cross-entropy over scar pixels" if settings["scar_weight"] else ""),
                          "train_cases": len(train_cases), "val_case_names": [c.name for c in val_cases][:50],
                          "seconds": None if seconds is None else round(seconds, 1), "history": history},
             "validation": {"dice": val_dice, "best_epoch": None if best_epoch is None else best_epoch + 1,
-                           "cases": len(val_cases), "metric": "mean per-case Dice of the heart ROI (blood ∪ myocardium) at the model's pixel size"},
+                           "cases": len(val_cases), "metric": VALIDATION_METRIC},
         },
     }
 

@@ -9,6 +9,7 @@ once, and the crop datasets draw new crops and intensity changes from it every e
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ def make_bank(count: int, seed: int, ranges: "SynthRanges | None" = None, proces
     if processes <= 1 or count < 64:
         results = map(_one, jobs)
     else:
-        pool = ProcessPoolExecutor(processes)
+        # spawned, not forked: a fork of a process whose torch already ran OpenMP threads (a network built or
+        # loaded before the bank, as `train-seg --init-from` does) deadlocks in the children's first torch call
+        pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
         results = pool.map(_one, jobs, chunksize=32)
     for i, (im, cl, ca) in enumerate(results):
         images.append(im)
