@@ -16,6 +16,7 @@ from monai.losses import DiceCELoss
 from scarenhance import cli
 from scarenhance import labels as L
 from scarenhance.errors import InputError
+from scarenhance.evaluation import metrics
 from scarenhance.segmentation.data import slices_of_bank
 from scarenhance.segmentation.train import heart_loss, train_segmentation, validation_score
 from scarenhance.synth.bank import make_bank
@@ -126,3 +127,15 @@ def test_the_bank_does_not_hang_after_torch_ran_threads(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "64"
+
+
+def test_scar_called_blood_counts_labelled_scar_only():
+    labels = _ring()
+    called = L.heart_classes(labels)
+    assert metrics.scar_called_blood(called, labels) == 0.0
+    scar = labels == L.SCAR
+    first_half = scar & (np.cumsum(scar.ravel()).reshape(scar.shape) <= scar.sum() // 2)
+    called[first_half] = L.CLASS_BLOOD
+    called[labels == L.MYOCARDIUM] = L.CLASS_BLOOD  # healthy myocardium called blood does not count
+    assert metrics.scar_called_blood(called, labels) == pytest.approx((scar.sum() // 2) / scar.sum())
+    assert np.isnan(metrics.scar_called_blood(called, np.where(scar, L.MYOCARDIUM, labels)))

@@ -45,6 +45,7 @@ from enh_families import _label_image, dataset_cases  # noqa: E402
 from repo_paths import add_family_options, apply_threads, repo_relative, write_result  # noqa: E402
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.evaluation.families import family_cases  # noqa: E402
+from scarenhance.evaluation import metrics  # noqa: E402
 from scarenhance.evaluation.metrics import dice  # noqa: E402
 from scarenhance.geometry import labels_to_slices, volume_to_slices  # noqa: E402
 
@@ -97,8 +98,8 @@ def heart_model_scar(classes: np.ndarray, case, image: np.ndarray) -> np.ndarray
 
 def scar_called_blood(classes_of, items) -> float:
     """Mean over LGE-contrast cases with scar of the share of scar voxels the heart model calls blood pool."""
-    shares = [float(np.mean(classes_of(c)[c.labels == L.SCAR] == L.CLASS_BLOOD)) for c in items
-              if c.contrast == "lge" and (c.labels == L.SCAR).sum() >= 5]
+    shares = [metrics.scar_called_blood(classes_of(c), c.labels) for c in items if c.contrast == "lge"]
+    shares = [s for s in shares if not np.isnan(s)]
     return float(np.mean(shares)) if shares else float("nan")
 
 

@@ -1,6 +1,7 @@
 """Heart-model robustness across data families that no shipped model trained on (evaluation/families.py):
 Dice of the heart ROI (blood ∪ myocardium), and of the LV myocardium and blood pool classes, per family,
-against the family's ground truth, with the plausibility check's verdicts. The worst family is the headline.
+against the family's ground truth, with the plausibility check's verdicts and, on cases with scar, the share
+of the scar the model calls blood pool (which the ROI's Dice cannot see). The worst family is the headline.
 
     .venv/bin/python benchmarks/seg_families.py [--model DIR|ID] [--cases 12] [--seed 9001]
         [--families phantom,phantom-real-lge,synth-unseen] [--threads 2] [--json benchmarks/results/seg_families.json]
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.evaluation.families import family_cases  # noqa: E402
 from scarenhance.segmentation import load_segmentation_model, segment  # noqa: E402
-from scarenhance.evaluation.metrics import dice  # noqa: E402
+from scarenhance.evaluation.metrics import dice, scar_called_blood  # noqa: E402
 from repo_paths import add_family_options, apply_threads, repo_relative, write_result  # noqa: E402
 
 
@@ -47,9 +48,11 @@ def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
             labels = sitk.GetArrayFromImage(result.labels)
             row["dice_myocardium"] = dice(labels == L.CLASS_MYOCARDIUM, truth == L.CLASS_MYOCARDIUM)
             row["dice_blood"] = dice(labels == L.CLASS_BLOOD, truth == L.CLASS_BLOOD)
+            row["scar_called_blood"] = scar_called_blood(labels, case.labels)  # NaN without scar
         rows.append(row)
         print(f"  {case.name:<18} {str(row['size']):>16} {row['spacing'][0]:>5.2f} mm  Dice heart {row['dice_heart']:.3f}"
               + (f"  myo {row['dice_myocardium']:.3f}  blood {row['dice_blood']:.3f}" if "dice_myocardium" in row else "")
+              + (f"  scar called blood {row['scar_called_blood']:.0%}" if np.isfinite(row.get("scar_called_blood", np.nan)) else "")
               + ("" if row["plausible"] else "  FLAGGED: " + "; ".join(row["warnings"])), flush=True)
     d = np.array([r["dice_heart"] for r in rows])
     summary = {"family": family, "cases": len(rows), "mean_dice_heart": float(d.mean()), "sd_dice_heart": float(d.std()),
@@ -60,7 +63,14 @@ def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
     for key in ("dice_myocardium", "dice_blood"):
         if all(key in r for r in rows):
             summary[f"mean_{key}"] = float(np.mean([r[key] for r in rows]))
+    shares = [r["scar_called_blood"] for r in rows if np.isfinite(r.get("scar_called_blood", np.nan))]
+    summary["scar_cases"] = len(shares)
+    summary["mean_scar_called_blood"] = float(np.mean(shares)) if shares else None  # over cases with scar
     return summary
+
+
+def _share(value, cases: int) -> str:
+    return "–" if value is None else f"{value:.0%} ({cases} cases)"
 
 
 def main(argv=None) -> int:
@@ -74,11 +84,12 @@ def main(argv=None) -> int:
     for family in args.families.split(","):
         print(f"family {family}:")
         results.append(evaluate_family(model, family, args.cases, args.seed))
-    print(f"\n{'family':<18} {'cases':>5} {'Dice heart':>14} {'min':>6} {'<0.5':>5} {'myo':>6} {'blood':>6} {'flagged':>8}")
+    print(f"\n{'family':<18} {'cases':>5} {'Dice heart':>14} {'min':>6} {'<0.5':>5} {'myo':>6} {'blood':>6} {'flagged':>8} "
+          f"{'scar called blood':>18}")
     for r in results:
         print(f"{r['family']:<18} {r['cases']:>5} {r['mean_dice_heart']:>7.3f} ± {r['sd_dice_heart']:.3f} {r['min_dice_heart']:>6.3f} "
               f"{r['below_0_5']:>5} {r.get('mean_dice_myocardium', float('nan')):>6.3f} {r.get('mean_dice_blood', float('nan')):>6.3f} "
-              f"{r['flagged']:>8}")
+              f"{r['flagged']:>8} {_share(r['mean_scar_called_blood'], r['scar_cases']):>18}")
     worst = min(results, key=lambda r: r["mean_dice_heart"])
     print(f"worst family: {worst['family']} (mean heart Dice {worst['mean_dice_heart']:.3f}, min {worst['min_dice_heart']:.3f})")
     out = {"benchmark": "seg_families", "model": repo_relative(model.path), "model_version": model.metadata.get("version"),

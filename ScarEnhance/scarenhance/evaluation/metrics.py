@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..labels import BLOOD, MYOCARDIUM, SCAR
+from ..labels import BLOOD, CLASS_BLOOD, MYOCARDIUM, SCAR
 
 DATA_RANGE = 255.0
 MIN_CROP = 16  # paper §3.3: crops of 16×16 or larger around the ground-truth heart
@@ -84,6 +84,13 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     total = int(a.sum()) + int(b.sum())
     return 1.0 if total == 0 else float(2.0 * np.logical_and(a, b).sum() / total)
+
+
+def scar_called_blood(classes: np.ndarray, labels: np.ndarray, min_voxels: int = 5) -> float:
+    """Share of the labelled scar voxels (canonical `labels`) that heart-model `classes` call LV blood pool:
+    bright scar lost to the blood pool, which the heart ROI's Dice cannot see. NaN below `min_voxels` of scar."""
+    scar = np.asarray(labels) == SCAR
+    return float(np.mean(np.asarray(classes)[scar] == CLASS_BLOOD)) if scar.sum() >= min_voxels else math.nan
 
 
 def region_means(image: np.ndarray, labels: np.ndarray) -> dict[str, float]:
