@@ -17,7 +17,7 @@ from scarenhance import cli
 from scarenhance import labels as L
 from scarenhance.errors import InputError
 from scarenhance.evaluation import metrics
-from scarenhance.segmentation.data import SCAR_BORDER_MM, slices_of_bank, training_classes
+from scarenhance.segmentation.data import slices_of_bank
 from scarenhance.segmentation.train import heart_loss, train_segmentation, validation_score
 from scarenhance.synth.bank import make_bank
 
@@ -36,24 +36,12 @@ def _ring(size: int = 24) -> np.ndarray:
     return out
 
 
-def _training(labels: np.ndarray) -> np.ndarray:
-    return training_classes(labels, spacing_mm=1.0)  # 1-mm pixels: the border band is SCAR_BORDER_MM pixels deep
-
-
-def test_training_maps_mark_the_scar_and_the_blood_beside_it_and_fold_back():
+def test_scar_is_marked_in_training_maps_and_folds_back_to_myocardium():
     labels = _ring()
-    marked = _training(labels)
+    marked = L.heart_classes(labels, mark_scar=True)
     assert np.array_equal(marked == L.TRAIN_SCAR, labels == L.SCAR)
-    scar_yx = np.argwhere(labels == L.SCAR)
-    band = marked == L.TRAIN_BLOOD_BY_SCAR
-    for y, x in np.argwhere(labels == L.BLOOD):  # blood within 5 px of a scar pixel, and only that blood
-        near = np.hypot(*(scar_yx - (y, x)).T).min() <= SCAR_BORDER_MM
-        assert band[y, x] == near
-    assert band.any() and not band.all() and not (band & (labels != L.BLOOD)).any()
     assert np.array_equal(L.fold_scar(marked), L.heart_classes(labels))
     assert np.array_equal(L.fold_scar(torch.from_numpy(marked)).numpy(), L.heart_classes(labels))
-    no_scar = np.where(labels == L.SCAR, L.MYOCARDIUM, labels)
-    assert np.array_equal(_training(no_scar), L.heart_classes(no_scar))
 
 
 def test_the_synth_bank_marks_its_scar_for_training():
@@ -61,7 +49,7 @@ def test_the_synth_bank_marks_its_scar_for_training():
     _, classes = slices_of_bank(bank)
     assert any((c == L.TRAIN_SCAR).any() for c in classes)  # scar_probability 0.7: some of 12 slices have scar
     for c, raw, canonical in zip(classes, bank.classes, bank.canonical):
-        assert np.array_equal(c, training_classes(canonical, bank.spacing_mm))
+        assert np.array_equal(c == L.TRAIN_SCAR, canonical == L.SCAR)
         assert np.array_equal(L.fold_scar(c), raw)
 
 
@@ -76,45 +64,31 @@ def _logits_calling_scar_blood(labels: np.ndarray) -> torch.Tensor:
 def test_the_scar_term_is_the_cross_entropy_averaged_over_scar_pixels():
     labels = _ring()
     logits = _logits_calling_scar_blood(labels)
-    marked = _training(labels)
-    target = torch.from_numpy(marked).long()[None, None]
+    target = torch.from_numpy(L.heart_classes(labels, mark_scar=True)).long()[None, None]
     dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     plain = heart_loss(dice_ce, logits, target, 0.0)
     assert plain == pytest.approx(float(dice_ce(logits, L.fold_scar(target))))
-    # by hand: on a scar pixel the logits are 4 for blood, 0 elsewhere, the truth myocardium; on the blood
-    # beside it they are right; the extra term is the mean over both sets
-    wrong, right = -np.log(1.0 / (np.exp(4.0) + 2.0)), -np.log(np.exp(4.0) / (np.exp(4.0) + 2.0))
-    n_scar, n_band = int((marked == L.TRAIN_SCAR).sum()), int((marked == L.TRAIN_BLOOD_BY_SCAR).sum())
-    extra = (n_scar * wrong + n_band * right) / (n_scar + n_band)
-    assert float(heart_loss(dice_ce, logits, target, 2.5)) == pytest.approx(float(plain) + 2.5 * extra, rel=1e-5)
-
-
-def test_the_border_term_weighs_blood_called_myocardium_as_much_as_scar_called_blood():
-    labels = _ring()
-    marked = torch.from_numpy(_training(labels)).long()[None, None]
-    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
-    thick = L.heart_classes(labels)
-    thick[_training(labels) == L.TRAIN_BLOOD_BY_SCAR] = L.CLASS_MYOCARDIUM  # the wall pushed into the blood
-    logits = torch.nn.functional.one_hot(torch.from_numpy(thick).long(), 3).permute(2, 0, 1).float()[None] * 4.0
-    assert float(heart_loss(dice_ce, logits, marked, 1.0)) - float(heart_loss(dice_ce, logits, marked, 0.0)) > 1.0
+    # by hand: on a scar pixel the logits are 4 for blood, 0 elsewhere; the truth is myocardium
+    scar_ce = -np.log(1.0 / (np.exp(4.0) + 2.0))
+    assert float(heart_loss(dice_ce, logits, target, 2.5)) == pytest.approx(float(plain) + 2.5 * scar_ce, rel=1e-5)
 
 
 def test_a_batch_without_scar_adds_nothing_and_right_scar_costs_little():
     labels = _ring()
     no_scar = np.where(labels == L.SCAR, L.MYOCARDIUM, labels)
     dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
-    target = torch.from_numpy(_training(no_scar)).long()[None, None]
+    target = torch.from_numpy(L.heart_classes(no_scar, mark_scar=True)).long()[None, None]
     logits = _logits_calling_scar_blood(labels)
     assert float(heart_loss(dice_ce, logits, target, 10.0)) == pytest.approx(float(heart_loss(dice_ce, logits, target, 0.0)))
     right = torch.nn.functional.one_hot(torch.from_numpy(L.heart_classes(labels)).long(), 3).permute(2, 0, 1).float()[None] * 4.0
-    marked = torch.from_numpy(_training(labels)).long()[None, None]
+    marked = torch.from_numpy(L.heart_classes(labels, mark_scar=True)).long()[None, None]
     extra = float(heart_loss(dice_ce, right, marked, 1.0)) - float(heart_loss(dice_ce, right, marked, 0.0))
     assert extra == pytest.approx(-np.log(np.exp(4.0) / (np.exp(4.0) + 2.0)), rel=1e-5)
 
 
 def test_validation_sees_scar_called_blood_that_the_roi_dice_misses():
     labels = _ring()
-    truth = _training(labels)
+    truth = L.heart_classes(labels, mark_scar=True)
     called = L.heart_classes(labels)
     assert validation_score(called, truth) == pytest.approx(1.0)
     called[labels == L.SCAR] = L.CLASS_BLOOD

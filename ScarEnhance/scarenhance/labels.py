@@ -21,27 +21,23 @@ CLASS_BACKGROUND, CLASS_BLOOD, CLASS_MYOCARDIUM = 0, 1, 2
 CLASS_NAMES = {CLASS_BLOOD: "LV blood pool", CLASS_MYOCARDIUM: "LV myocardium"}
 
 
-# Training maps only: where bright scar meets the bright blood pool. The network has neither class (it
-# predicts myocardium on the scar, blood pool beside it); the marks let the heart model's loss weigh the
-# endocardial border there, on both sides, so it neither loses the scar to the blood nor the blood to the wall.
-TRAIN_SCAR = 3  # myocardium that is scar
-TRAIN_BLOOD_BY_SCAR = 4  # blood pool within a few mm of scar
-_FOLD = np.array([CLASS_BACKGROUND, CLASS_BLOOD, CLASS_MYOCARDIUM, CLASS_MYOCARDIUM, CLASS_BLOOD], np.uint8)
+# Training maps only: myocardium that is scar. The network has no such class (it predicts myocardium
+# there); the mark lets the heart model's loss weigh the pixels it most often calls blood pool.
+TRAIN_SCAR = 3
 
 
-def heart_classes(labels: np.ndarray) -> np.ndarray:
-    """Canonical labels → heart-model classes, uint8: 1 LV blood pool, 2 LV myocardium (scar counted as myocardium)."""
+def heart_classes(labels: np.ndarray, mark_scar: bool = False) -> np.ndarray:
+    """Canonical labels → heart-model classes, uint8: 1 LV blood pool, 2 LV myocardium (scar counted as myocardium).
+
+    mark_scar: scar pixels get TRAIN_SCAR instead of 2 (training maps; fold_scar undoes it)."""
     labels = np.asarray(labels)
     out = np.zeros(labels.shape, dtype=np.uint8)
     out[labels == BLOOD] = CLASS_BLOOD
-    out[(labels == MYOCARDIUM) | (labels == SCAR)] = CLASS_MYOCARDIUM
+    out[labels == MYOCARDIUM] = CLASS_MYOCARDIUM
+    out[labels == SCAR] = TRAIN_SCAR if mark_scar else CLASS_MYOCARDIUM
     return out
 
 
 def fold_scar(classes):
-    """Training maps → heart-model classes (numpy arrays or torch tensors of integers)."""
-    if isinstance(classes, np.ndarray):
-        return _FOLD[classes]
-    import torch
-
-    return torch.as_tensor(_FOLD, device=classes.device).to(classes.dtype)[classes.long()]
+    """Training maps → heart-model classes: TRAIN_SCAR becomes myocardium (numpy arrays or torch tensors)."""
+    return classes.clip(max=CLASS_MYOCARDIUM)

@@ -8,8 +8,8 @@
 Images are normalised exactly as at inference (intensity.normalise on geometry.volume_to_slices'
 [0, 255] slices), so the network sees float32 in [0, 1]; targets are the heart classes (0 background,
 1 LV blood pool, 2 LV myocardium with scar), whose union is the paper's heart ROI. The class maps here
-are training maps (`training_classes`): they also mark the scar and the blood pool beside it, where the
-loss can weigh the endocardial border (labels.fold_scar gives the classes back).
+mark scar as labels.TRAIN_SCAR (myocardium to the network; the loss can weigh it, labels.fold_scar
+gives the classes back).
 """
 
 from __future__ import annotations
@@ -25,13 +25,10 @@ from ..progress import ProgressFn, no_progress
 from . import intensity
 
 
-SCAR_BORDER_MM = 5.0  # how far into the blood pool the scar's border is weighed (about a subendocardial scar's depth)
-
-
 @dataclass
 class CaseSlices:
-    """One case at the model's pixel size: images (N, H, W) float32 in [0, 1], classes (N, H, W) uint8
-    training maps (training_classes)."""
+    """One case at the model's pixel size: images (N, H, W) float32 in [0, 1], classes (N, H, W) uint8 0/1/2,
+    and 3 (labels.TRAIN_SCAR) where the myocardium is scar."""
 
     name: str
     images: np.ndarray
@@ -46,6 +43,7 @@ def load_cases(root: "str | Path", spacing_mm: float, layout: str = "auto", mult
     InputError when the folder holds no case or a case has no heart label at all.
     """
     from .. import datasets, geometry
+    from ..labels import heart_classes
 
     names = datasets.list_cases(root, layout)
     if not names:
@@ -54,7 +52,7 @@ def load_cases(root: "str | Path", spacing_mm: float, layout: str = "auto", mult
     for i, name in enumerate(names):
         case = datasets.load_case(root, name, layout)
         stack = geometry.volume_to_slices(case.image, spacing_mm=spacing_mm, multiple_of=multiple_of)
-        classes = training_classes(geometry.labels_to_slices(case.labels, stack), spacing_mm)
+        classes = heart_classes(geometry.labels_to_slices(case.labels, stack), mark_scar=True)
         if not classes.any():
             raise InputError("the label volume has no heart (blood, myocardium or scar) label", case.label_path)
         out.append(CaseSlices(name=case.name, images=intensity.normalise(stack.slices, policy), classes=classes))
@@ -83,34 +81,18 @@ def slices_of(cases: list[CaseSlices]) -> tuple[list, list]:
     return [s for c in cases for s in c.images], [s for c in cases for s in c.classes]
 
 
-def slices_of_bank(bank, policy: dict = intensity.DEFAULT, spacing_mm: float = 1.75) -> tuple[list, list]:
-    """(images, classes) of a synth bank made at `spacing_mm`: each image normalised as inference will
-    normalise it, each label map made a training map."""
-    return ([intensity.normalise(im, policy).astype(np.float16) for im in bank.images],
-            [training_classes(canonical, spacing_mm) for canonical in bank.canonical])
+def slices_of_bank(bank, policy: dict = intensity.DEFAULT) -> tuple[list, list]:
+    """(images, classes) of a synth bank, each image normalised as inference will normalise it, its scar
+    marked labels.TRAIN_SCAR."""
+    from ..labels import SCAR, TRAIN_SCAR
 
-
-def training_classes(labels: np.ndarray, spacing_mm: float) -> np.ndarray:
-    """Canonical labels (..., H, W) → heart classes, with the scar marked labels.TRAIN_SCAR and the blood
-    pool within SCAR_BORDER_MM of it labels.TRAIN_BLOOD_BY_SCAR (in-plane, per slice)."""
-    from scipy import ndimage
-
-    from .. import labels as L
-
-    out = L.heart_classes(labels)
-    scar = np.asarray(labels) == L.SCAR
-    if scar.any():
-        r = max(1, int(round(SCAR_BORDER_MM / spacing_mm)))
-        disc = np.hypot(*np.mgrid[-r:r + 1, -r:r + 1]) <= r
-        near = ndimage.binary_dilation(scar, disc.reshape((1,) * (scar.ndim - 2) + disc.shape))
-        out[scar] = L.TRAIN_SCAR
-        out[near & (out == L.CLASS_BLOOD)] = L.TRAIN_BLOOD_BY_SCAR
-    return out
+    classes = [np.where(canonical == SCAR, np.uint8(TRAIN_SCAR), c) for c, canonical in zip(bank.classes, bank.canonical)]
+    return [intensity.normalise(im, policy).astype(np.float16) for im in bank.images], classes
 
 
 def bank_cases(bank, policy: dict = intensity.DEFAULT, multiple_of: int = 16, per_case: int = 8) -> list[CaseSlices]:
     """A synth bank as validation 'cases' of `per_case` whole slices each, padded to a common size."""
-    images, classes = slices_of_bank(bank, policy, bank.spacing_mm)
+    images, classes = slices_of_bank(bank, policy)
     out = []
     for start in range(0, len(images), per_case):
         chunk = list(range(start, min(start + per_case, len(images))))

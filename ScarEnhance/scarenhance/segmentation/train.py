@@ -7,10 +7,8 @@ OUT/configs/*.json + OUT/models/model.pt are the model (the best validation-Dice
 whenever a better epoch is found, so an interrupted run still leaves a usable model);
 OUT/training/ holds latest.pt / best.pt (resume) and OUT/training/tensorboard/ the event files.
 Classes: background, LV blood pool, LV myocardium (scar included); loss: Dice + cross-entropy on the
-softmax (MONAI DiceCELoss), plus `scar_weight` × the cross-entropy averaged over the scar and the blood
-pool beside it (data.training_classes): bright scar against the bright blood pool is what a heart model
-most often gets wrong, and weighing both sides of that border moves it to where it is, not into the
-blood; Adam with a cosine
+softmax (MONAI DiceCELoss), plus `scar_weight` × the cross-entropy averaged over the scar pixels (bright
+scar beside the bright blood pool is what a heart model most often calls blood); Adam with a cosine
 learning-rate decay; the validation metric is the mean per case of the heart ROI's Dice (the union of
 the two classes) and the myocardium's, on whole slices of held-out cases (split by case with a fixed
 seed) or of a held-out synthetic bank (another seed).
@@ -32,7 +30,6 @@ from ..device import autocast_dtype, precision_name
 from ..errors import InputError
 from ..evaluation.metrics import dice
 from ..labels import CLASS_MYOCARDIUM, TRAIN_SCAR, fold_scar
-from .data import SCAR_BORDER_MM
 from ..progress import ProgressFn, no_progress, scaled
 from . import intensity
 from . import network as N
@@ -49,15 +46,14 @@ def validation_score(predicted: np.ndarray, classes: np.ndarray) -> float:
 
 
 def heart_loss(dice_ce, logits, label, scar_weight: float = 0.0):
-    """Dice + cross-entropy of the classes (training maps folded), plus scar_weight × the cross-entropy
-    averaged over the scar and the blood pool beside it (TRAIN_SCAR, TRAIN_BLOOD_BY_SCAR); a batch without
-    scar adds nothing."""
+    """Dice + cross-entropy of the classes (scar folded into myocardium), plus scar_weight × the cross-entropy
+    averaged over the scar pixels (labels.TRAIN_SCAR); a batch without scar adds nothing."""
     import torch.nn.functional as F
 
     target = fold_scar(label)
     loss = dice_ce(logits, target)
     if scar_weight:
-        scar = (label[:, 0] >= TRAIN_SCAR).to(logits.dtype)  # TRAIN_SCAR or TRAIN_BLOOD_BY_SCAR
+        scar = (label[:, 0] == TRAIN_SCAR).to(logits.dtype)
         ce = F.cross_entropy(logits, target[:, 0], reduction="none")
         loss = loss + scar_weight * (ce * scar).sum() / scar.sum().clamp(min=1.0)
     return loss
@@ -102,7 +98,7 @@ def train_segmentation(
     `data` gives no validation cases.
     init_from: start from this heart model's weights (a folder or registry id, checksum-verified; the
     network and its pixel size and normalisation must match) instead of random ones.
-    scar_weight: weight of the extra cross-entropy over the scar and the blood pool beside it.
+    scar_weight: weight of the extra cross-entropy over scar pixels (labelled scar, counted as myocardium).
     preset: "cpu-small" (default) or "gpu-paper"; epochs, batch_size, lr, crop, channels and
     validate_every (epochs between validations; the last epoch is always validated) override it.
     resume: continue the run in OUT/training; without it an existing model or run in OUT is an
@@ -168,7 +164,7 @@ def train_segmentation(
 
             ranges = SynthRanges(spacing_mm=spacing_mm)
             bank = make_bank(synth, synth_seed, ranges, progress=scaled(progress, 0.03, 0.08))
-            more_images, more_classes = slices_of_bank(bank, policy, spacing_mm)
+            more_images, more_classes = slices_of_bank(bank, policy)
             images, classes = images + more_images, classes + more_classes
             if not val_cases and synth_val:
                 val_cases = bank_cases(make_bank(synth_val, synth_seed + 1000, ranges), policy, N.multiple_of(net_def))
@@ -294,8 +290,7 @@ def _metadata(net_def, settings, policy, train_cases, n_site, n_synth, val_cases
                          "synthetic_slices": n_synth, "site_slices": n_site, "settings": settings,
                          "initialised_from": None if init is None else {k: init[k] for k in ("source", "weights_sha256")},
                          "optimizer": "Adam, cosine decay", "loss": "DiceCELoss(to_onehot_y=True, softmax=True, batch=True)"
-                                 + (f" + {settings['scar_weight']} × cross-entropy over scar and blood pool within {SCAR_BORDER_MM} mm of it"
-                                    if settings["scar_weight"] else ""),
+                                 + (f" + {settings['scar_weight']} × cross-entropy over scar pixels" if settings["scar_weight"] else ""),
                          "train_cases": len(train_cases), "val_case_names": [c.name for c in val_cases][:50],
                          "seconds": None if seconds is None else round(seconds, 1), "history": history},
             "validation": {"dice": val_dice, "best_epoch": None if best_epoch is None else best_epoch + 1,

@@ -24,7 +24,6 @@ class SynthBank:
     classes: list  # (H, W) uint8 heart classes
     canonical: list  # (H, W) uint8 canonical labels
     seed: int
-    spacing_mm: float = 1.75  # the slices' pixel size (SynthRanges.spacing_mm)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -58,4 +57,4 @@ def make_bank(count: int, seed: int, ranges: "SynthRanges | None" = None, proces
             progress((i + 1) / count, f"synthesised {i + 1}/{count} slices")
     if processes > 1 and count >= 64:
         pool.shutdown()
-    return SynthBank(images, classes, canonical, int(seed), float(ranges.spacing_mm))
+    return SynthBank(images, classes, canonical, int(seed))
