@@ -34,7 +34,7 @@ from ..progress import ProgressFn, no_progress, scaled
 from . import intensity
 from . import network as N
 
-MODEL_VERSION = "2.1.0"
+MODEL_VERSION = "2.0.0"
 VALIDATION_METRIC = "mean per case of the heart ROI Dice (blood ∪ myocardium) and the myocardium Dice, at the model's pixel size"
 
 
