@@ -203,6 +203,7 @@ def main(argv=None) -> int:
                 "otsu-roi": lambda image, labels, case: otsu_scar(image, L.heart_mask(labels)),
                 "otsu-heart-model-myocardium": lambda image, labels, case: heart_model_scar(classes_of(case), case, image)}
     out = {"benchmark": "scar_decision", "heart_model": f"{seg_model.metadata.get('name')} {seg_model.metadata.get('version')}",
+           "heart_model_folder": repo_relative(seg_model.path),
            "seed": args.seed, "cases_per_family": args.cases, "window_px": WINDOW,
            "threads": torch.get_num_threads(), "platform": platform.platform()}
     if args.model:
