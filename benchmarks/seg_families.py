@@ -48,11 +48,12 @@ def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
             labels = sitk.GetArrayFromImage(result.labels)
             row["dice_myocardium"] = dice(labels == L.CLASS_MYOCARDIUM, truth == L.CLASS_MYOCARDIUM)
             row["dice_blood"] = dice(labels == L.CLASS_BLOOD, truth == L.CLASS_BLOOD)
-            row["scar_called_blood"] = scar_called_blood(labels, case.labels)  # NaN without scar
+            share = scar_called_blood(labels, case.labels)
+            row["scar_called_blood"] = None if np.isnan(share) else share  # None: the case has no scar
         rows.append(row)
         print(f"  {case.name:<18} {str(row['size']):>16} {row['spacing'][0]:>5.2f} mm  Dice heart {row['dice_heart']:.3f}"
               + (f"  myo {row['dice_myocardium']:.3f}  blood {row['dice_blood']:.3f}" if "dice_myocardium" in row else "")
-              + (f"  scar called blood {row['scar_called_blood']:.0%}" if np.isfinite(row.get("scar_called_blood", np.nan)) else "")
+              + (f"  scar called blood {row['scar_called_blood']:.0%}" if row.get("scar_called_blood") is not None else "")
               + ("" if row["plausible"] else "  FLAGGED: " + "; ".join(row["warnings"])), flush=True)
     d = np.array([r["dice_heart"] for r in rows])
     summary = {"family": family, "cases": len(rows), "mean_dice_heart": float(d.mean()), "sd_dice_heart": float(d.std()),
@@ -63,7 +64,7 @@ def evaluate_family(model, family: str, cases: int, seed: int) -> dict:
     for key in ("dice_myocardium", "dice_blood"):
         if all(key in r for r in rows):
             summary[f"mean_{key}"] = float(np.mean([r[key] for r in rows]))
-    shares = [r["scar_called_blood"] for r in rows if np.isfinite(r.get("scar_called_blood", np.nan))]
+    shares = [r["scar_called_blood"] for r in rows if r.get("scar_called_blood") is not None]
     summary["scar_cases"] = len(shares)
     summary["mean_scar_called_blood"] = float(np.mean(shares)) if shares else None  # over cases with scar
     return summary

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start from this heart model's weights (folder or registry id, e.g. heart-seg): fine-tuning")
     p.add_argument("--scar-weight", type=float, default=0.0, metavar="W",
                    help="add W × the cross-entropy averaged over scar pixels, so bright scar beside the blood pool stays "
-                        "myocardium (default: 0; the shipped heart-seg 2.1.0 used 1)")
+                        "myocardium, at some cost to the ROI's Dice (default: 0; README: \"Keeping bright scar in the myocardium\")")
     p.add_argument("--out", required=True, help="model folder to write (bundle layout; checkpoints in OUT/training)")
     p.add_argument("--preset", default="cpu-small", choices=["cpu-small", "cpu-medium", "gpu-paper"],
                    help="cpu-small: 0.8 M parameters, minutes on a CPU (default); cpu-medium: 1.9 M, the shipped model's; "

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..labels import heart_classes
 from ..progress import ProgressFn, no_progress
 from . import intensity
 
@@ -43,7 +44,6 @@ def load_cases(root: "str | Path", spacing_mm: float, layout: str = "auto", mult
     InputError when the folder holds no case or a case has no heart label at all.
     """
     from .. import datasets, geometry
-    from ..labels import heart_classes
 
     names = datasets.list_cases(root, layout)
     if not names:
@@ -84,10 +84,8 @@ def slices_of(cases: list[CaseSlices]) -> tuple[list, list]:
 def slices_of_bank(bank, policy: dict = intensity.DEFAULT) -> tuple[list, list]:
     """(images, classes) of a synth bank, each image normalised as inference will normalise it, its scar
     marked labels.TRAIN_SCAR."""
-    from ..labels import SCAR, TRAIN_SCAR
-
-    classes = [np.where(canonical == SCAR, np.uint8(TRAIN_SCAR), c) for c, canonical in zip(bank.classes, bank.canonical)]
-    return [intensity.normalise(im, policy).astype(np.float16) for im in bank.images], classes
+    return ([intensity.normalise(im, policy).astype(np.float16) for im in bank.images],
+            [heart_classes(canonical, mark_scar=True) for canonical in bank.canonical])
 
 
 def bank_cases(bank, policy: dict = intensity.DEFAULT, multiple_of: int = 16, per_case: int = 8) -> list[CaseSlices]:
