@@ -47,7 +47,8 @@ def make_bank(count: int, seed: int, ranges: "SynthRanges | None" = None, proces
         results = map(_one, jobs)
     else:
         # spawned, not forked: a fork of a process whose torch already ran OpenMP threads (a network built or
-        # loaded before the bank, as `train-seg --init-from` does) deadlocks in the children's first torch call
+        # loaded before the bank, as `train-seg --init-from` does) deadlocks in the children's first torch call.
+        # Spawned workers import the caller's main module: a script calling this needs `if __name__ == "__main__"`.
         pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
         results = pool.map(_one, jobs, chunksize=32)
     for i, (im, cl, ca) in enumerate(results):
