@@ -15,6 +15,11 @@ cases alone ("… LGE").
 --min-window: network windows of at least PX a side (besides the model's own floor), to see how much the
 surroundings in the window change the result.
 
+--myocardium: what a model with the myocardium input (`train-diffusion --myocardium-input`) is given:
+none (unknown, the ROI alone: what the held-out evaluation gives), labels (the labelled wall, myocardium and
+scar: a reader's corrected segment at its best), or heart-model (the shipped heart model's myocardium class:
+an uncorrected Slicer session). Models without that input ignore it.
+
 Intensities are the paper's per-slice [0, 255] scale of the original, the output measured on that same
 scale. Tissue means and changes are means over slices. The gain and the remote change also get a 95 %
 interval from resampling whole cases (evaluation/stats.py): with a few cases a family's numbers move a
@@ -24,6 +29,7 @@ lot from one set of cases to the next. `--from-result FILE` recomputes them for 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -98,8 +104,12 @@ def _intervals(rows: list[dict], seed: int) -> dict:
     return {f"{key}_ci95": interval(key) for key in INTERVALS}
 
 
-def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, steps: int, min_window: int = 0) -> dict:
-    return evaluate_cases(net, family, list(family_cases(family, cases, seed)), seed, lam, k, steps, min_window)
+MYOCARDIUM_SOURCES = ("none", "labels", "heart-model")
+
+
+def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, steps: int, min_window: int = 0,
+                    myocardium: str = "none") -> dict:
+    return evaluate_cases(net, family, list(family_cases(family, cases, seed)), seed, lam, k, steps, min_window, myocardium)
 
 
 def dataset_cases(root: str, cases: int) -> list[EvalCase]:
@@ -113,7 +123,7 @@ def dataset_cases(root: str, cases: int) -> list[EvalCase]:
 
 
 def evaluate_cases(net, family: str, items: list[EvalCase], seed: int, lam: int, k: int, steps: int,
-                   min_window: int = 0) -> dict:
+                   min_window: int = 0, myocardium: str = "none") -> dict:
     label_images = [_label_image(c.labels, c.image) for c in items]
 
     class _Case:  # what dataset_blood_mean reads
@@ -126,7 +136,7 @@ def evaluate_cases(net, family: str, items: list[EvalCase], seed: int, lam: int,
         roi = _label_image(L.heart_mask(case.labels), case.image)
         tic = time.perf_counter()
         mean, std = enhance_scar(case.image, roi, model=net, lam=lam, k=k, steps=steps, seed=seed, device="cpu",
-                                 min_window=min_window)
+                                 min_window=min_window, myocardium=_given_myocardium(case, myocardium))
         seconds = time.perf_counter() - tic
         inside = L.heart_mask(case.labels)
         outside_changed[case.name] = int(np.sum(sitk.GetArrayFromImage(mean)[~inside] != sitk.GetArrayFromImage(case.image)[~inside]))
@@ -165,6 +175,23 @@ def evaluate_cases(net, family: str, items: list[EvalCase], seed: int, lam: int,
     out["safety_verdicts"] = {v: verdicts.count(v) for v in sorted(set(verdicts))}
     out["rows"] = rows
     return out
+
+
+def _given_myocardium(case: EvalCase, source: str) -> "np.ndarray | None":
+    if source == "none":
+        return None
+    if source == "labels":
+        return np.isin(case.labels, (L.MYOCARDIUM, L.SCAR))
+    from scarenhance.segmentation import segment
+
+    return sitk.GetArrayFromImage(segment(case.image, model=_heart_model(), device="cpu").labels) == L.CLASS_MYOCARDIUM
+
+
+@functools.lru_cache(maxsize=1)
+def _heart_model():
+    from scarenhance.segmentation import load_segmentation_model
+
+    return load_segmentation_model(None, "cpu")
 
 
 def resummarise(result: dict) -> dict:
@@ -215,6 +242,8 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--min-window", type=int, default=0, metavar="PX")
+    ap.add_argument("--myocardium", choices=MYOCARDIUM_SOURCES, default="none",
+                    help="what a model with the myocardium input is given (see above; default: none, the ROI alone)")
     ap.add_argument("--data", metavar="DIR",
                     help="measure on the first --cases cases of this labelled dataset instead of the families: on the "
                          "model's own training data it tells a model that does not fit from one that does not transfer")
@@ -235,18 +264,18 @@ def main(argv=None) -> int:
     net = load_diffusion_model(args.model)
     window = max(training_windows(net)[0], args.min_window)
     print(f"model {net.metadata.get('name')} {net.metadata.get('version')} ({repo_relative(net.model_dir)}), "
-          f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI, windows of at least {window} px")
+          f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI, windows of at least {window} px, myocardium given: {args.myocardium}")
     if args.data:
         results = [evaluate_cases(net, Path(args.data).name, dataset_cases(args.data, args.cases), args.seed, args.lam,
-                                  args.k, args.steps, args.min_window)]
+                                  args.k, args.steps, args.min_window, args.myocardium)]
     else:
-        results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps, args.min_window)
+        results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps, args.min_window, args.myocardium)
                    for f in args.families.split(",")]
     print_table(results)
     worst = min(results, key=lambda r: r["cnr_scar_myo_gain"])
     out = {"benchmark": "enh_families", "model": repo_relative(net.model_dir), "model_version": net.metadata.get("version"),
            "seed": args.seed, "cases_per_family": args.cases, "lam": args.lam, "k": args.k, "steps": args.steps,
-           "min_window": window, "roi": "ground truth", **({"data": repo_relative(args.data)} if args.data else {}), "threads": torch.get_num_threads(),
+           "min_window": window, "roi": "ground truth", "myocardium": args.myocardium, **({"data": repo_relative(args.data)} if args.data else {}), "threads": torch.get_num_threads(),
            "platform": platform.platform(), "worst_family": worst["family"], "families": results}
     write_result(args.json, out)
     return 0

@@ -183,6 +183,7 @@ DENOISER = {
     "preset": _choice(*PRESETS),
     "prediction": _choice(*PREDICTIONS),
     "roi_normalised": _boolean,
+    "myocardium_input": _boolean,
     "scar_head": _boolean,
     "channels": _widths,
     "attention_levels": _list_of(lambda v: _boolean(v), 2, 8, "true/false values"),

@@ -381,8 +381,9 @@ def _shipped_diffusion_model_if_it_fits(values: dict) -> "str | None":
     ours = meta["scarenhance"]
     fits = (ours.get("preset") == values.get("preset", "cpu-small") and not values.get("network")
             and ours.get("prediction", "epsilon") == values.get("prediction", "epsilon")
-            # a two-input model starts a run with the ROI-normalised third input (its weights start at zero), not back
-            and (values.get("roi_normalised", False) or not ours.get("roi_normalised", False)))
+            # a model starts a run that adds an input (the ROI-normalised one, the myocardium; their weights start at
+            # zero), never one that lacks an input the model takes
+            and all(values.get(name, False) or not ours.get(name, False) for name in ("roi_normalised", "myocardium_input")))
     return str(folder) if fits else None
 
 

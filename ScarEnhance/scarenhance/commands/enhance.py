@@ -11,8 +11,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "cannot hold the input exactly, so every voxel outside the ROI is the input's)")
     p.add_argument("--std-output", help="also write the per-voxel SD over the k samples (uncertainty map)")
     p.add_argument("--labels", metavar="LABELS",
-                   help="heart classes from `scarenhance segment --labels-output` (2 = LV myocardium) for the safety "
-                        "check; without it the shipped heart model finds the myocardium")
+                   help="heart classes from `scarenhance segment --labels-output` (2 = LV myocardium, scar included): "
+                        "the myocardium of the safety check, and an input of models that take one (their metadata's "
+                        "myocardium_input); without it the shipped heart model finds the safety check's myocardium")
     p.add_argument("--safety-output", metavar="JSON",
                    help="where to write the safety check (default: beside the output, OUTPUT_NAME.safety.json)")
     p.add_argument("--model", help="diffusion model folder or registry id (default: the shipped demo model)")
@@ -73,7 +74,7 @@ def run(args) -> int:
     model = load_diffusion_model(args.model)
     tic = time.perf_counter()
     mean, std = enhance_scar(image, roi, model=model, lam=args.lam, k=args.k, steps=args.steps, seed=args.seed,
-                             device=args.device, fp32=args.fp32, progress=cli_progress)
+                             device=args.device, fp32=args.fp32, progress=cli_progress, myocardium=myocardium)
     seconds = time.perf_counter() - tic
     if myocardium is None:
         myocardium = _myocardium_from_model(image)

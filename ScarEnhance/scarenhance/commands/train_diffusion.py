@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roi-normalised", action="store_true",
                    help="give the network a third input, the original as z-scores of its ROI, so that scar, myocardium "
                         "and blood stand apart even where min-max scaling crowds the heart into a few grey levels")
+    p.add_argument("--myocardium-input", action="store_true",
+                   help="give the network the LV myocardium as an input where a reader or the heart model gives one "
+                        "(enhance --labels; trained on moved, scar-less and missing walls as well as true ones)")
     p.add_argument("--scar-head-weight", type=float, default=0.0, metavar="W",
                    help="give the network a second output, scar logits, and add W times their cross-entropy against "
                         "the scar labels to the loss: where to brighten, taught directly (0 = none, the paper's)")
@@ -84,7 +87,7 @@ def run(args) -> int:
     from ..progress import cli_progress
 
     config = DiffusionTrainConfig(
-        preset=args.preset, prediction=args.prediction, roi_normalised=args.roi_normalised,
+        preset=args.preset, prediction=args.prediction, roi_normalised=args.roi_normalised, myocardium_input=args.myocardium_input,
         scar_head_weight=args.scar_head_weight, snr_gamma=args.snr_gamma, loss_norm=args.loss_norm, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, crop_min=args.crop_min, scar_focus=args.scar_focus,
         samples_per_epoch=args.samples_per_epoch, lr=args.lr, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, grad_clip=args.grad_clip, t_max=args.t_max, val_fraction=args.val_fraction,

@@ -23,6 +23,8 @@ import torch
 
 from .. import labels as L
 from ..progress import ProgressFn, no_progress
+from .myocardium_input import encode as encode_myocardium
+from .myocardium_input import training_myocardium
 
 # roi_fn(case) -> sitk.Image mask on the case's grid (e.g. the segmentation model's prediction)
 RoiFn = Callable[[object], object]
@@ -96,15 +98,18 @@ class CropDataset(torch.utils.data.Dataset):
     Pixels beyond the slice are background (0 on the [0, 255] scale, -1 in network units).
     seed: the random stream of the crops; each DataLoader worker gets its own (`reseed`, called by
     training.workers.seed_worker), else the workers would repeat each other's crops.
+    myocardium: also {"myo_in": (1, s, s)}, the network's myocardium input as a reader or model would give
+    it (myocardium_input.training_myocardium, drawn anew for every crop).
     """
 
     def __init__(self, pairs: list[SlicePair], crop_size: int = 64, length: "int | None" = None,
-                 augment: bool = True, seed: int = 0, scar_focus: float = 0.0):
+                 augment: bool = True, seed: int = 0, scar_focus: float = 0.0, myocardium: bool = False):
         if not pairs:
             raise ValueError("no training slices with an ROI")
         self.pairs, self.crop_size, self.augment = pairs, int(crop_size), augment
         self.length = int(length or len(pairs))
         self.scar_focus = float(scar_focus)
+        self.myocardium = bool(myocardium)
         # (pair, scar pixels inside its ROI) for every pair with any: the centres of scar-focused crops
         self.scarred = [(p, scar) for p in pairs if (scar := p.roi & (p.labels == L.SCAR)).any()]
         self.reseed(seed)
@@ -119,23 +124,27 @@ class CropDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         if self.scarred and self.rng.random() < self.scar_focus:
             pair, scar = self.scarred[self.rng.integers(len(self.scarred))]
-            return crop_pair(pair, self.crop_size, self.rng, self.augment, centre_on=scar)
-        return crop_pair(self.pairs[i % len(self.pairs)], self.crop_size, self.rng, self.augment)
+            return crop_pair(pair, self.crop_size, self.rng, self.augment, centre_on=scar, myocardium=self.myocardium)
+        return crop_pair(self.pairs[i % len(self.pairs)], self.crop_size, self.rng, self.augment, myocardium=self.myocardium)
 
 
 def crop_pair(pair: SlicePair, size: int, rng: np.random.Generator, augment: bool,
-              centre_on: "np.ndarray | None" = None) -> dict:
-    """One crop of a pair centred on a random pixel of `centre_on` (default: the ROI; see CropDataset)."""
+              centre_on: "np.ndarray | None" = None, myocardium: bool = False) -> dict:
+    """One crop of a pair centred on a random pixel of `centre_on` (default: the ROI; see CropDataset);
+    with `myocardium`, also the myocardium input "myo_in" (see CropDataset)."""
     rows, cols = np.nonzero(pair.roi if centre_on is None else centre_on)
     j = rng.integers(len(rows))
     r0, c0 = rows[j] - size // 2, cols[j] - size // 2
     H, W = pair.roi.shape
     sr0, sc0, sr1, sc1 = max(r0, 0), max(c0, 0), min(r0 + size, H), min(c0 + size, W)
     part = (slice(sr0, sr1), slice(sc0, sc1))  # only the cropped part of the slice is copied
-    labels = pair.labels[part]
-    crop = np.zeros((5, size, size), np.float32)  # background beyond the slice
-    crop[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = np.stack(
-        [pair.image[part], pair.target[part], pair.roi[part], labels == L.SCAR, labels == L.MYOCARDIUM])
+    labels = np.zeros((size, size), np.uint8)  # background beyond the slice
+    labels[sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = pair.labels[part]
+    crop = np.zeros((6 if myocardium else 5, size, size), np.float32)
+    crop[:3, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = np.stack([pair.image[part], pair.target[part], pair.roi[part]])
+    crop[3], crop[4] = labels == L.SCAR, labels == L.MYOCARDIUM
+    if myocardium:
+        crop[5] = encode_myocardium(training_myocardium(labels, rng), (size, size))
     if augment:
         crop = np.rot90(crop, k=int(rng.integers(4)), axes=(1, 2))
         if rng.random() < 0.5:
@@ -143,7 +152,10 @@ def crop_pair(pair: SlicePair, size: int, rng: np.random.Generator, augment: boo
     crop = np.ascontiguousarray(crop)
     crop[:2] = crop[:2] / 127.5 - 1.0
     t = torch.from_numpy(crop)
-    return {"x0": t[0:1], "y0": t[1:2], "mask": t[2:3], "scar": t[3:4], "myo": t[4:5]}
+    out = {"x0": t[0:1], "y0": t[1:2], "mask": t[2:3], "scar": t[3:4], "myo": t[4:5]}
+    if myocardium:
+        out["myo_in"] = t[5:6]
+    return out
 
 
 def centre_crop(batch: dict, side: int) -> dict:
@@ -169,8 +181,8 @@ def random_sides(smallest: int, largest: int, multiple_of: int, seed: int) -> "C
     return lambda: int(rng.choice(sides))
 
 
-def fixed_batch(pairs: list[SlicePair], size: int, n: int, seed: int = 0) -> dict:
+def fixed_batch(pairs: list[SlicePair], size: int, n: int, seed: int = 0, myocardium: bool = False) -> dict:
     """n crops drawn once with a fixed seed and no augmentation (the validation batch)."""
     rng = np.random.default_rng(seed)
-    items = [crop_pair(pairs[i % len(pairs)], size, rng, augment=False) for i in range(n)]
+    items = [crop_pair(pairs[i % len(pairs)], size, rng, augment=False, myocardium=myocardium) for i in range(n)]
     return {key: torch.stack([item[key] for item in items]) for key in items[0]}

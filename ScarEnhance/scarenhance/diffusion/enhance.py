@@ -59,6 +59,7 @@ def enhance_scar(
     chunk_size: "int | None" = None,
     fp32: bool = False,
     min_window: int = 0,
+    myocardium: "np.ndarray | None" = None,
 ) -> tuple[sitk.Image, sitk.Image]:
     """Enhance the scar inside `roi` (any non-zero voxel; resampled nearest-neighbour if on another grid).
 
@@ -70,6 +71,9 @@ def enhance_scar(
     difference is measured by benchmarks/bench_enhance.py).
     min_window: windows at least this many pixels a side, besides the model's own floor (training_windows):
     for measuring how much the surroundings in the window change the result (benchmarks/enh_families.py).
+    myocardium: boolean (z, y, x) LV myocardium on the image's grid (scar included, as a reader draws the
+    wall), for a model that takes it (`myocardium_input` in its metadata); a slice without any is "unknown"
+    to the model, as is every slice when it is None. Models without that input ignore it.
 
     Returns (mean, std) in the image's exact geometry and intensity scale, of the pixel type
     `output_dtype` picks so that mean equals the input bit for bit outside the ROI (float32 for the usual
@@ -100,6 +104,7 @@ def enhance_scar(
                       max_size=max(largest, smallest) if largest else 0)
     x0 = extract_crops(stack.slices / 127.5 - 1.0, plan, fill=-1.0)
     m = extract_crops(roi_slices.astype(np.float32), plan, fill=0.0)
+    given = _myocardium_crops(net, myocardium, image, stack, plan, progress)
     mode = f"{steps} DDIM steps" if steps is not None else f"{lam} DDPM steps"
     progress(0.01, f"enhancing {len(set(plan.slice_indices.tolist()))} slices in {len(plan)} windows of "
                    f"{plan.size[0]}×{plan.size[1]} px, λ={lam}, k={k}, "
@@ -107,7 +112,7 @@ def enhance_scar(
 
     samples = sample(net, x0, m, schedule, lam=lam, k=k, steps=steps, seed=seed, slice_ids=plan.seed_ids,
                      device=torch_device, eta=eta, chunk_size=chunk_size, progress=scaled(progress, 0.01, 0.98),
-                     cancel=cancel, fp32=fp32)
+                     cancel=cancel, fp32=fp32, myocardium=given)
     mean255 = (samples.mean(axis=0).astype(np.float64) + 1.0) * 127.5
     std255 = samples.std(axis=0).astype(np.float64) * 127.5
 
@@ -121,6 +126,29 @@ def enhance_scar(
     spread[~inside] = 0
     progress(1.0, "enhancement done")
     return _like(result, image), _like(spread, image)
+
+
+def _myocardium_crops(net, myocardium, image, stack, plan, progress) -> "np.ndarray | None":
+    """The myocardium input's crops (myocardium_input.encode per slice; a slice without myocardium is
+    unknown), or None when the model takes no such input or none is given."""
+    if myocardium is None:
+        return None
+    mask = np.asarray(myocardium)
+    if mask.shape != tuple(reversed(image.GetSize())):
+        raise InputError(f"the myocardium mask has shape {mask.shape}, the image {tuple(reversed(image.GetSize()))} "
+                         "(z, y, x): give it on the image's grid")
+    if not getattr(net, "myocardium_input", False):
+        progress(0.0, "this model takes no myocardium input: enhancing from the ROI alone")
+        return None
+    from .myocardium_input import UNKNOWN, encode
+
+    walls = np.transpose(mask.astype(bool), stack.axes)
+    encoded = np.stack([encode(wall, wall.shape) for wall in walls])
+    crops = extract_crops(encoded, plan, fill=-1.0)
+    unknown = ~walls.any(axis=(1, 2))
+    crops[unknown[plan.slice_indices]] = UNKNOWN  # beyond the slice too: nothing is known there
+    progress(0.0, f"myocardium given on {int((~unknown).sum())} of {len(walls)} slices")
+    return crops
 
 
 def output_dtype(values: np.ndarray) -> np.dtype:

@@ -17,6 +17,11 @@ within 10–40 of 255 under bright outliers, and the first convolution sees scar
 grey levels apart; the third channel shows them as far apart as they are relative to each other, whatever
 the scale. The ROI sets only these statistics: its outline is never an input.
 
+With myocardium_input=True x has a third channel, the LV myocardium where one is known (+1 inside, −1
+outside, 0 everywhere when unknown; myocardium_input.py): given the wall, where to brighten is mostly
+"bright pixels in the wall", which the ROI alone does not tell. The U-Net's inputs are ordered y_t, x_0,
+(the ROI z-scores), (the myocardium), so a model gains an input by widening its first convolution.
+
 With scar_head=True the U-Net has a second output channel, logits of "this pixel is scar", trained with an
 auxiliary loss on the labels (train.py, `--scar-head-weight`) and never used at inference. Where to brighten
 is a scar segmentation the denoiser must make for itself, and the ε-loss teaches it only through noise that
@@ -32,7 +37,7 @@ from .presets import DEFAULT_PRESET, PREDICTIONS, PRESETS  # noqa: F401  (re-exp
 
 
 class ConditionalDenoiser(nn.Module):
-    """forward(x: (B, 2, H, W) float in [-1, 1], t: (B,) int timestep indices 0 … T−1, roi: (B, 1, H, W) in
+    """forward(x: (B, 2, H, W) float in [-1, 1] (B, 3, H, W with the myocardium channel), t: (B,) int timestep indices 0 … T−1, roi: (B, 1, H, W) in
     {0, 1}, needed when roi_normalised) -> ε̂ (B, 1, H, W); with with_scar=True (a scar_head network)
     -> (ε̂, scar logits (B, 1, H, W)).
 
@@ -40,7 +45,7 @@ class ConditionalDenoiser(nn.Module):
     """
 
     def __init__(self, preset: str = DEFAULT_PRESET, prediction: str = "epsilon", roi_normalised: bool = False,
-                 scar_head: bool = False, **overrides):
+                 scar_head: bool = False, myocardium_input: bool = False, **overrides):
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
@@ -52,9 +57,11 @@ class ConditionalDenoiser(nn.Module):
         self.prediction = prediction
         self.roi_normalised = bool(roi_normalised)
         self.scar_head = bool(scar_head)
+        self.myocardium_input = bool(myocardium_input)
+        self.conditions = 3 if self.myocardium_input else 2  # channels of x: y_t, x_0, (myocardium)
         self.config = {**PRESETS[preset], **overrides}
         self.unet = DiffusionModelUNet(
-            spatial_dims=2, in_channels=3 if self.roi_normalised else 2,
+            spatial_dims=2, in_channels=self.conditions + int(self.roi_normalised),
             out_channels=2 if self.scar_head else 1, use_flash_attention=True,
             **self.config
         )
@@ -68,15 +75,17 @@ class ConditionalDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, roi: "torch.Tensor | None" = None, with_scar: bool = False):
         if with_scar and not self.scar_head:
             raise ValueError("this network has no scar head (build it with scar_head=True)")
-        if x.ndim != 4 or x.shape[1] != 2:
-            raise ValueError(f"expected x of shape (B, 2, H, W), got {tuple(x.shape)}")
+        if x.ndim != 4 or x.shape[1] != self.conditions:
+            raise ValueError(f"expected x of shape (B, {self.conditions}, H, W), got {tuple(x.shape)}")
         if x.shape[-2] % self.multiple_of or x.shape[-1] % self.multiple_of:
             raise ValueError(f"H and W must be multiples of {self.multiple_of}, got {tuple(x.shape[-2:])}")
-        net_in = x
+        net_in = x[:, :2]
         if self.roi_normalised:
             if roi is None:
                 raise ValueError("this network normalises the original by its ROI: pass roi (B, 1, H, W)")
-            net_in = torch.cat([x, roi_zscores(x[:, 1:2], roi).to(x.dtype)], dim=1)
+            net_in = torch.cat([net_in, roi_zscores(x[:, 1:2], roi).to(x.dtype)], dim=1)
+        if self.myocardium_input:
+            net_in = torch.cat([net_in, x[:, 2:3]], dim=1)
         out = self.unet(net_in, t)
         eps_hat = self._eps(x, t, out[:, :1])
         return (eps_hat, out[:, 1:2]) if with_scar else eps_hat
@@ -108,13 +117,15 @@ def roi_zscores(x0: torch.Tensor, roi: torch.Tensor, clip: float = 4.0) -> torch
 
 
 def network_def(preset: str = DEFAULT_PRESET, prediction: str = "epsilon", roi_normalised: bool = False,
-                scar_head: bool = False, **overrides) -> dict:
+                scar_head: bool = False, myocardium_input: bool = False, **overrides) -> dict:
     """The bundle's configs/inference.json entry that rebuilds this network (ε-models keep their old form)."""
     extra = {} if prediction == "epsilon" else {"prediction": prediction}
     if roi_normalised:
         extra["roi_normalised"] = True
     if scar_head:
         extra["scar_head"] = True
+    if myocardium_input:
+        extra["myocardium_input"] = True
     return {"_target_": "scarenhance.diffusion.network.ConditionalDenoiser", "preset": preset, **extra, **overrides}
 
 

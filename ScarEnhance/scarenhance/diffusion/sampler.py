@@ -100,6 +100,7 @@ def sample(
     progress: Optional[ProgressFn] = None,
     cancel: Optional[threading.Event] = None,
     fp32: bool = False,
+    myocardium: "np.ndarray | None" = None,
 ) -> np.ndarray:
     """k enhanced samples of each crop.
 
@@ -107,6 +108,8 @@ def sample(
     network's downsampling factor. slice_ids: (M,) ids used to seed each crop's noise (default 0…M−1).
     Returns (k, M, h, w) float32 in [-1, 1]; outside the ROI each sample equals x0.
     fp32: run the network in fp32 even where the device has a faster autocast dtype (device.autocast_dtype).
+    myocardium: (M, h, w) the myocardium input of a network that takes one (myocardium_input.encode); None:
+    unknown. A network without that input is never given it.
     """
     if k < 1:
         raise InputError(f"k (number of repeats) must be at least 1, got {k}")
@@ -118,6 +121,12 @@ def sample(
     device = torch.device(device)
     x0_t = torch.as_tensor(np.asarray(x0, dtype=np.float32))[:, None]
     m_t = torch.as_tensor(np.asarray(mask, dtype=np.float32))[:, None]
+    given_t = None
+    if getattr(model, "myocardium_input", False):
+        from .myocardium_input import UNKNOWN
+
+        given = np.full(np.shape(x0), UNKNOWN, np.float32) if myocardium is None else np.asarray(myocardium, np.float32)
+        given_t = torch.as_tensor(given)[:, None]
     n_crops = x0_t.shape[0]
     slice_ids = list(range(n_crops)) if slice_ids is None else [int(s) for s in slice_ids]
     items = [(j, r) for r in range(k) for j in range(n_crops)]
@@ -129,8 +138,8 @@ def sample(
     while done < len(items):
         batch = items[done : done + chunk]
         try:
-            result = _run_chain(model, x0_t, m_t, batch, slice_ids, seed, timesteps, ancestral, eta, schedule, device,
-                                progress, cancel, done, len(items), fp32)
+            result = _run_chain(model, x0_t, m_t, given_t, batch, slice_ids, seed, timesteps, ancestral, eta, schedule,
+                                device, progress, cancel, done, len(items), fp32)
         except torch.cuda.OutOfMemoryError:
             # Items are seeded one by one, so retrying a chunk in smaller pieces gives the same result.
             if device.type == "cuda":
@@ -151,7 +160,7 @@ def sample(
     return out.numpy()
 
 
-def _run_chain(model, x0_all, m_all, batch, slice_ids, seed, timesteps, ancestral, eta, schedule, device,
+def _run_chain(model, x0_all, m_all, given_all, batch, slice_ids, seed, timesteps, ancestral, eta, schedule, device,
                progress, cancel, items_before, n_items, fp32) -> torch.Tensor:
     """The whole reverse chain for one chunk of (crop j, repeat r) items; returns (B, 1, h, w) on the CPU."""
     gens = [item_generator(seed, r, slice_ids[j]) for j, r in batch]
@@ -163,6 +172,7 @@ def _run_chain(model, x0_all, m_all, batch, slice_ids, seed, timesteps, ancestra
     rows = torch.tensor([j for j, _ in batch])
     x0 = x0_all[rows].to(device)
     m = m_all[rows].to(device)
+    given = [] if given_all is None else [given_all[rows].to(device)]  # the myocardium input, if the network takes one
     inside = m > 0.5
     model = model.to(device).eval()
     cuda = device.type == "cuda"
@@ -177,7 +187,7 @@ def _run_chain(model, x0_all, m_all, batch, slice_ids, seed, timesteps, ancestra
         for i, t in enumerate(timesteps):
             check_cancel(cancel)
             t_prev = timesteps[i + 1] if i + 1 < n_steps else -1
-            net_in = torch.cat([y, x0], dim=1)
+            net_in = torch.cat([y, x0, *given], dim=1)
             if cuda:
                 net_in = net_in.contiguous(memory_format=torch.channels_last)
             t_batch = torch.full((len(batch),), t, dtype=torch.long, device=device)

@@ -47,6 +47,7 @@ class DiffusionTrainConfig:
     preset: str = "cpu-small"
     prediction: str = "epsilon"  # what the U-Net outputs (network.py): "epsilon" = paper, "residual" = x̂_0 − x_0
     roi_normalised: bool = False  # a third input: the original as z-scores of its ROI (network.py)
+    myocardium_input: bool = False  # an input: the LV myocardium where a reader or model gives one (myocardium_input.py)
     network: dict = field(default_factory=dict)  # overrides of the preset's DiffusionModelUNet arguments
     epochs: int = 200  # paper: 200
     batch_size: int = 16  # paper: 16
@@ -172,6 +173,7 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
 
     def train_step(model: nn.Module, batch: dict) -> torch.Tensor:
         x0, y0, mask = batch["x0"], batch["y0"], batch["mask"]
+        given = [batch["myo_in"]] if "myo_in" in batch else []  # a myocardium-input network's third channel
         roi = mask  # the ROI-normalised input's statistics stay the heart's in the whole-image ablation too
         weight = tissue_weights(batch, scar_weight, myo_weight)
         if whole_image:
@@ -181,14 +183,14 @@ def make_train_step(schedule: Schedule, t_max: int, whole_image: bool = False, f
         eps = torch.randn_like(y0)
         if from_original <= 0:
             yt = add_localized_noise(y0, mask, eps, t, schedule)
-            return predict_and_score(model, torch.cat([yt, x0], dim=1), t, roi, eps, mask, weight, batch)
+            return predict_and_score(model, torch.cat([yt, x0, *given], dim=1), t, roi, eps, mask, weight, batch)
         pick = torch.rand(n, device=x0.device) < from_original
         t = torch.where(pick, torch.randint(min(FROM_ORIGINAL_T_MIN, t_max - 1), t_max, (n,), device=x0.device), t)
         start = torch.where(pick.view(-1, 1, 1, 1), x0, y0)
         yt = add_localized_noise(start, mask, eps, t, schedule)
         a = schedule.alphas_cumprod.to(device=x0.device, dtype=y0.dtype)[t].view(-1, 1, 1, 1)
         target = (yt - a.sqrt() * y0) / (1 - a).sqrt()  # = ε where start is y0
-        return predict_and_score(model, torch.cat([yt, x0], dim=1), t, roi, target, mask, weight, batch)
+        return predict_and_score(model, torch.cat([yt, x0, *given], dim=1), t, roi, target, mask, weight, batch)
 
     return train_step
 
@@ -227,6 +229,7 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
     device = next(net.parameters()).device
     g = torch.Generator().manual_seed(seed)
     x0, y0, mask = (batch[k].to(device) for k in ("x0", "y0", "mask"))  # once, for every t
+    given = [batch["myo_in"].to(device)] if "myo_in" in batch else []
     weight = tissue_weights(batch, scar_weight, myo_weight)
     weight = None if weight is None else weight.to(device)
     losses = []
@@ -234,7 +237,7 @@ def masked_eps_mse(net: nn.Module, batch: dict, schedule: Schedule, timesteps=VA
         eps = torch.randn(y0.shape, generator=g).to(device)
         t = torch.full((x0.shape[0],), t_value, dtype=torch.long, device=device)
         yt = add_localized_noise(y0, mask, eps, t, schedule)
-        losses.append(float(masked_error(net(torch.cat([yt, x0], dim=1), t, mask).float(), eps, mask, weight,
+        losses.append(float(masked_error(net(torch.cat([yt, x0, *given], dim=1), t, mask).float(), eps, mask, weight,
                                          snr_weights(schedule, t, snr_gamma))))
     return float(np.mean(losses))
 
@@ -243,10 +246,12 @@ def fast_cnr_check(net: nn.Module, pairs: list[SlicePair], schedule: Schedule, l
                    k: int = 1, seed: int = 0, max_slices: int = 4, windows: tuple[int, int] = (0, 0)) -> "tuple[float, float] | None":
     """Mean CNR(scar, myo) before and after a fast-mode enhancement of the `max_slices` pairs with the
     most scar (at least 5 scar and 5 myocardium pixels), in windows of `windows` = (smallest, largest) px
-    sides (0: unbounded) as enhance_scar uses them; None when no pair has scar."""
+    sides (0: unbounded) as enhance_scar uses them; None when no pair has scar. A myocardium-input network is
+    given the labelled wall (myocardium and scar)."""
     from .. import labels as L
     from ..evaluation.metrics import cnr
     from .crops import extract_crops, paste_crops, plan_crops
+    from .myocardium_input import encode as encode_myocardium
     from .sampler import sample
 
     usable = [p for p in pairs if (p.labels == L.SCAR).sum() >= 5 and (p.labels == L.MYOCARDIUM).sum() >= 5]
@@ -260,8 +265,10 @@ def fast_cnr_check(net: nn.Module, pairs: list[SlicePair], schedule: Schedule, l
                           max_size=windows[1])
         x0 = extract_crops(p.image[None] / 127.5 - 1, plan, fill=-1.0)
         m = extract_crops(p.roi[None].astype(np.float32), plan)
+        wall = np.isin(p.labels, (L.MYOCARDIUM, L.SCAR))[None]
+        myo = extract_crops(encode_myocardium(wall, wall.shape), plan, fill=-1.0) if getattr(net, "myocardium_input", False) else None
         out = sample(net, x0, m, schedule, lam=min(lam, schedule.num_train_timesteps), k=k, steps=steps, seed=seed,
-                     slice_ids=plan.seed_ids, device=device)
+                     slice_ids=plan.seed_ids, device=device, myocardium=myo)
         enhanced = paste_crops(p.image[None], (out.mean(0) + 1) * 127.5, plan, mask=p.roi[None])[0]
         scar, myo = p.labels == L.SCAR, p.labels == L.MYOCARDIUM
         before.append(cnr(p.image, scar, myo))
@@ -355,10 +362,11 @@ def train_diffusion(
     optimizer.register_step_post_hook(lambda *_: model.update_ema())
     wrapped = wrap_model(model, ctx)
     dataset = CropDataset(train_pairs, config.crop_size, length=config.samples_per_epoch, seed=config.seed + ctx.rank,
-                          scar_focus=config.scar_focus)
+                          scar_focus=config.scar_focus, myocardium=config.myocardium_input)
     loader = make_loader(dataset, ctx, batch_size=config.batch_size, shuffle=True, seed=config.seed,
                          num_workers=config.num_workers, drop_last=len(dataset) >= config.batch_size)
-    val_batch = fixed_batch(val_pairs or train_pairs, config.crop_size, config.val_crops, seed=config.seed)
+    val_batch = fixed_batch(val_pairs or train_pairs, config.crop_size, config.val_crops, seed=config.seed,
+                            myocardium=config.myocardium_input)
     val_t = tuple(t for t in VAL_TIMESTEPS if t < config.t_max) or (config.t_max - 1,)
     epoch_counter = {"n": 0}
 
@@ -384,7 +392,7 @@ def train_diffusion(
         final.load_state_dict(ema_weights(weights))
         meta = _metadata(config, final, schedule, command, epoch, metric, history_meta)
         save_bundle(out, final, network_def(config.preset, config.prediction, config.roi_normalised, final.scar_head,
-                                            **config.network), meta)
+                                            config.myocardium_input, **config.network), meta)
         summary.update(meta["scarenhance"]["training"])
 
     stop = threading.Event()
@@ -431,12 +439,15 @@ def train_diffusion(
 def _network(config: DiffusionTrainConfig) -> ConditionalDenoiser:
     # the head exists only while a run trains it: fine-tuning without its loss drops it (_start_from)
     return ConditionalDenoiser(config.preset, config.prediction, config.roi_normalised, config.scar_head_weight > 0,
-                               **config.network)
+                               config.myocardium_input, **config.network)
 
 
 def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
-    inputs = {"image": {"type": "image", "num_channels": 2, "spatial_shape": [f"{net.multiple_of}*n", f"{net.multiple_of}*n"],
-                        "value_range": [-1, 1], "channel_def": {"0": "noisy target y_t", "1": "original slice x_0"}},
+    channels = {"0": "noisy target y_t", "1": "original slice x_0"}
+    if config.myocardium_input:
+        channels["2"] = "LV myocardium: +1 inside, -1 outside, 0 everywhere when unknown (diffusion.myocardium_input)"
+    inputs = {"image": {"type": "image", "num_channels": net.conditions, "spatial_shape": [f"{net.multiple_of}*n", f"{net.multiple_of}*n"],
+                        "value_range": [-1, 1], "channel_def": channels},
               "timestep": {"type": "tensor", "value_range": [0, schedule.num_train_timesteps - 1]}}
     if config.roi_normalised:
         inputs["roi"] = {"type": "image", "num_channels": 1, "value_range": [0, 1],
@@ -456,6 +467,7 @@ def _metadata(config, net, schedule, command, epoch, metric, extra) -> dict:
             "preset": config.preset,
             "prediction": config.prediction,
             "roi_normalised": config.roi_normalised,
+            "myocardium_input": config.myocardium_input,
             "scar_head": net.scar_head,  # a training-only output: forward returns ε̂ alone
             "multiple_of": net.multiple_of,
             "schedule": {"name": "linear_beta", "beta_start": 1e-4, "beta_end": 0.02, "num_train_timesteps": schedule.num_train_timesteps},
@@ -511,13 +523,19 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
     theirs, ours = (json.loads(json.dumps(getattr(m, "config", None))) for m in (model, net))  # tuples vs JSON lists
     if theirs != ours:
         raise InputError(f"--init-from model has network {theirs}, this run builds {ours}; use the same --preset", source)
-    if getattr(model, "roi_normalised", False) and not net.roi_normalised:
-        raise InputError("--init-from model takes the ROI-normalised input; pass --roi-normalised", source)
-    widen = net.roi_normalised and not getattr(model, "roi_normalised", False)
-    state = _widened_inputs(model.state_dict(), net.state_dict()) if widen else model.state_dict()
+    for name, flag in (("roi_normalised", "--roi-normalised"), ("myocardium_input", "--myocardium-input")):
+        if getattr(model, name, False) and not getattr(net, name):
+            raise InputError(f"--init-from model takes the {name.replace('_', ' ')}; pass {flag}", source)
+    if getattr(model, "myocardium_input", False) and net.roi_normalised and not getattr(model, "roi_normalised", False):
+        # the U-Net's inputs are y_t, x_0, (z-scores), (myocardium): widening appends at the end only
+        raise InputError("--init-from model takes the myocardium but not the ROI-normalised input, which would have to "
+                         "come before it; start from a model without the myocardium input", source)
+    added = [label for name, label in (("roi_normalised", "ROI-normalised"), ("myocardium_input", "myocardium"))
+             if getattr(net, name) and not getattr(model, name, False)]
+    state = _widened_inputs(model.state_dict(), net.state_dict()) if added else model.state_dict()
     net.load_state_dict(_with_outputs(state, net))
-    if widen:
-        log("train-diffusion: the ROI-normalised input starts with zero weights: the network starts as the one it comes from")
+    if added:
+        log(f"train-diffusion: the {' and '.join(added)} input starts with zero weights: the network starts as the one it comes from")
     if net.scar_head != getattr(model, "scar_head", False):
         log(f"train-diffusion: scar head {'added, its weights at zero' if net.scar_head else 'dropped'}; ε̂ starts as the model's")
     theirs = getattr(model, "prediction", "epsilon")
