@@ -23,6 +23,7 @@ from scarenhance.diffusion.train import DiffusionTrainConfig, make_train_step, t
 from scarenhance.errors import InputError
 
 from test_diffusion import TINY, _crops
+from test_roi_normalised_input import _data, train_then_add_an_input
 
 
 def _ring(size=64):
@@ -86,27 +87,18 @@ def test_training_walls_are_unknown_moved_or_scarless_as_readers_and_models_give
 
 
 def test_an_added_myocardium_input_starts_at_zero_weight_so_the_model_starts_where_it_stood(tmp_path):
-    from scarenhance.diffusion import load_diffusion_model
-
-    data = _data(tmp_path)
-    config = DiffusionTrainConfig(network=TINY, prediction="residual", epochs=1, batch_size=2, crop_size=32,
-                                  samples_per_epoch=2, lr=1e-3, t_max=300, val_crops=2)
-    train_diffusion(data, tmp_path / "two", config, device="cpu", log=lambda m: None)
-    logs = []
-    frozen = DiffusionTrainConfig(**{**config.__dict__, "lr": 0.0, "myocardium_input": True, "init_from": str(tmp_path / "two")})
-    train_diffusion(data, tmp_path / "myo", frozen, device="cpu", log=logs.append)
+    data, config, two, myo, logs = train_then_add_an_input(tmp_path, myocardium_input=True)
     assert any("myocardium input starts with zero weights" in line for line in logs)
-    two, myo = load_diffusion_model(tmp_path / "two"), load_diffusion_model(tmp_path / "myo")
     assert myo.myocardium_input and myo.metadata["scarenhance"]["myocardium_input"] is True
     assert myo.metadata["network_data_format"]["inputs"]["image"]["num_channels"] == 3
-    assert json.loads((tmp_path / "myo" / "configs" / "inference.json").read_text())["network_def"]["myocardium_input"]
+    assert json.loads((tmp_path / "three" / "configs" / "inference.json").read_text())["network_def"]["myocardium_input"]
     torch.manual_seed(3)
     x, t = torch.rand(2, 2, 32, 32) * 2 - 1, torch.tensor([20, 200])
     for given in (torch.zeros(2, 1, 32, 32), torch.ones(2, 1, 32, 32), -torch.ones(2, 1, 32, 32)):
         with torch.no_grad():
             torch.testing.assert_close(myo(torch.cat([x, given], 1), t), two(x, t))
     with pytest.raises(InputError, match="--myocardium-input"):  # and it cannot start a run without the input
-        train_diffusion(data, tmp_path / "back", DiffusionTrainConfig(**{**config.__dict__, "init_from": str(tmp_path / "myo")}),
+        train_diffusion(data, tmp_path / "back", DiffusionTrainConfig(**{**config.__dict__, "init_from": str(tmp_path / "three")}),
                         device="cpu", log=lambda m: None)
 
 
@@ -187,10 +179,3 @@ def _pair():
     image = (40 + 100 * (labels == L.SCAR) + 120 * (labels == L.BLOOD)).astype(np.float32)
     return SlicePair("case", 0, image, image.copy(), L.heart_mask(labels), labels)
 
-
-def _data(tmp_path):
-    from scarenhance.phantom import write_cases
-
-    data = tmp_path / "data"
-    write_cases(data, 2, seed=5, n_slices=2, size=(64, 64), spacing=1.6)
-    return data

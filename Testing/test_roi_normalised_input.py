@@ -103,9 +103,9 @@ def _data(tmp_path):
     return data
 
 
-def test_fine_tuning_a_two_input_model_with_the_third_input_starts_where_that_model_stands(tmp_path):
-    """The added input's first-layer weights start at zero: at learning rate 0 the new model gives the old
-    one's output exactly, and its folder records the third input."""
+def train_then_add_an_input(tmp_path, **added):
+    """A two-input model trained one epoch ("two"), then a run that adds an input (`added`, config fields)
+    starting from it at learning rate 0 ("three"): (data, config of "two", two, three, the second run's log)."""
     from scarenhance.diffusion import load_diffusion_model
 
     data = _data(tmp_path)
@@ -113,10 +113,16 @@ def test_fine_tuning_a_two_input_model_with_the_third_input_starts_where_that_mo
                                   samples_per_epoch=2, lr=1e-3, t_max=300, val_crops=2)
     train_diffusion(data, tmp_path / "two", config, device="cpu", log=lambda m: None)
     logs = []
-    frozen = DiffusionTrainConfig(**{**config.__dict__, "lr": 0.0, "roi_normalised": True, "init_from": str(tmp_path / "two")})
+    frozen = DiffusionTrainConfig(**{**config.__dict__, "lr": 0.0, **added, "init_from": str(tmp_path / "two")})
     train_diffusion(data, tmp_path / "three", frozen, device="cpu", log=logs.append)
+    return data, config, load_diffusion_model(tmp_path / "two"), load_diffusion_model(tmp_path / "three"), logs
+
+
+def test_fine_tuning_a_two_input_model_with_the_third_input_starts_where_that_model_stands(tmp_path):
+    """The added input's first-layer weights start at zero: at learning rate 0 the new model gives the old
+    one's output exactly, and its folder records the third input."""
+    data, config, two, three, logs = train_then_add_an_input(tmp_path, roi_normalised=True)
     assert any("zero weights" in line for line in logs)
-    two, three = load_diffusion_model(tmp_path / "two"), load_diffusion_model(tmp_path / "three")
     assert three.roi_normalised and three.metadata["scarenhance"]["roi_normalised"] is True
     assert "roi" in three.metadata["network_data_format"]["inputs"]
     assert json.loads((tmp_path / "three" / "configs" / "inference.json").read_text())["network_def"]["roi_normalised"]
