@@ -6,6 +6,8 @@
     volume node ──▶ input.nrrd ─┐
     ROI segment ──segmentMask──▶ roi.nrrd ─┤ scarenhance enhance ─▶ enhanced.nrrd (+ std.nrrd), safety.json
     blood pool + myocardium ──▶ labels.nrrd ┘ (when both segments exist; else the engine segments them)
+        the myocardium, as corrected in the Segment Editor: the safety check's, and an input of
+        enhancers that take one (`myocardium_input` in their metadata)
     ──MrmlIO──▶ new volume "<input> enhanced" (+ "<input> uncertainty"), the safety verdict
 
 Each action has a blocking form (scripts, tests, the self-test) and an `…Async` form returning an
