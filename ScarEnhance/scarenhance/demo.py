@@ -62,12 +62,9 @@ def run_demo(
     result.timings["phantom"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    from .segmentation import segment
+    from .segmentation import segment_heart
 
-    heart = segment(case.image, dilate_mm=dilate_mm, device=device, progress=scaled(progress, 0.02, 0.15))
-    roi = heart.roi
-    # the myocardium an uncorrected Slicer session hands over: an input of enhancers that take one
-    myocardium = None if heart.labels is None else sitk.GetArrayFromImage(heart.labels) == L.CLASS_MYOCARDIUM
+    roi = segment_heart(case.image, dilate_mm=dilate_mm, device=device, progress=scaled(progress, 0.02, 0.15))
     write_image(roi, result.files["roi"], overwrite=True)
     result.timings["segment"] = time.perf_counter() - tic
     truth = L.heart_mask(sitk.GetArrayFromImage(canonical))
@@ -78,7 +75,7 @@ def run_demo(
     from .diffusion import enhance_scar
 
     mean, std = enhance_scar(case.image, roi, lam=lam, k=k, steps=steps, seed=seed, device=device,
-                             progress=scaled(progress, 0.15, 0.95), myocardium=myocardium)
+                             progress=scaled(progress, 0.15, 0.95))
     write_image(mean, result.files["enhanced"], overwrite=True)
     write_image(std, result.files["uncertainty"], overwrite=True)
     result.timings["enhance"] = time.perf_counter() - tic
