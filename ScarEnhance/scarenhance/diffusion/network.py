@@ -39,13 +39,14 @@ from .presets import DEFAULT_PRESET, PREDICTIONS, PRESETS  # noqa: F401  (re-exp
 # The myocardium channel is multiplied by this before the first convolution. Added to a trained model its
 # weights start at zero, and Adam moves a weight by about lr per step whatever its gradient's size: at
 # lr 1e-4, 290 steps of a fine-tune of 0.6.0 left them at 1 % of the other inputs' (measured, round 11), so
-# the network ignored the wall. The gain lets the same steps give the input ten times the say (the equalised-learning-rate idea).
+# the network ignored the wall. The gain lets the same steps give the input ten times the say (the idea of
+# an equalised learning rate).
 MYOCARDIUM_GAIN = 10.0
 
 
 class ConditionalDenoiser(nn.Module):
-    """forward(x: (B, 2, H, W) float in [-1, 1] (B, 3, H, W with the myocardium channel), t: (B,) int timestep indices 0 … T−1, roi: (B, 1, H, W) in
-    {0, 1}, needed when roi_normalised) -> ε̂ (B, 1, H, W); with with_scar=True (a scar_head network)
+    """forward(x: (B, 2, H, W) float in [-1, 1] ((B, 3, H, W) with the myocardium channel), t: (B,) int
+    timestep indices 0 … T−1, roi: (B, 1, H, W) in {0, 1}, needed when roi_normalised) -> ε̂ (B, 1, H, W); with with_scar=True (a scar_head network)
     -> (ε̂, scar logits (B, 1, H, W)).
 
     H and W must be multiples of `multiple_of` (2 ** number of downsamplings).
