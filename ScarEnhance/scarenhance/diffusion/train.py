@@ -523,15 +523,15 @@ def _start_from(net: ConditionalDenoiser, source: str, log: Callable[[str], None
     theirs, ours = (json.loads(json.dumps(getattr(m, "config", None))) for m in (model, net))  # tuples vs JSON lists
     if theirs != ours:
         raise InputError(f"--init-from model has network {theirs}, this run builds {ours}; use the same --preset", source)
-    for name, flag in (("roi_normalised", "--roi-normalised"), ("myocardium_input", "--myocardium-input")):
+    inputs = (("roi_normalised", "--roi-normalised", "ROI-normalised"), ("myocardium_input", "--myocardium-input", "myocardium"))
+    for name, flag, label in inputs:
         if getattr(model, name, False) and not getattr(net, name):
-            raise InputError(f"--init-from model takes the {name.replace('_', ' ')}; pass {flag}", source)
+            raise InputError(f"--init-from model takes the {label} input; pass {flag}", source)
     if getattr(model, "myocardium_input", False) and net.roi_normalised and not getattr(model, "roi_normalised", False):
         # the U-Net's inputs are y_t, x_0, (z-scores), (myocardium): widening appends at the end only
         raise InputError("--init-from model takes the myocardium but not the ROI-normalised input, which would have to "
                          "come before it; start from a model without the myocardium input", source)
-    added = [label for name, label in (("roi_normalised", "ROI-normalised"), ("myocardium_input", "myocardium"))
-             if getattr(net, name) and not getattr(model, name, False)]
+    added = [label for name, _, label in inputs if getattr(net, name) and not getattr(model, name, False)]
     state = _widened_inputs(model.state_dict(), net.state_dict()) if added else model.state_dict()
     net.load_state_dict(_with_outputs(state, net))
     if added:
