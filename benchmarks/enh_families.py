@@ -12,6 +12,9 @@ cases alone ("… LGE").
         [--k 3] [--steps 10] [--min-window PX] [--families ...] [--threads 2] [--json benchmarks/results/enh_families.json]
     .venv/bin/python benchmarks/enh_families.py --data DIR --cases 12 --json OUT.json   # a labelled dataset instead
 
+--agreement Z: the standard errors each voxel's change is shrunk by (enhance --agreement, diffusion/agreement.py;
+default: the engine's, 0 = the paper's plain mean of the k samples).
+
 --min-window: network windows of at least PX a side (besides the model's own floor), to see how much the
 surroundings in the window change the result.
 
@@ -47,6 +50,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from repo_paths import add_family_options, apply_threads, repo_relative, write_result  # noqa: E402
 from scarenhance import labels as L  # noqa: E402
 from scarenhance.diffusion import enhance_scar, load_diffusion_model  # noqa: E402
+from scarenhance.diffusion.agreement import DEFAULT_AGREEMENT  # noqa: E402
 from scarenhance.diffusion.enhance import training_windows  # noqa: E402
 from scarenhance.diffusion.safety import assess_enhancement  # noqa: E402
 from scarenhance.evaluation.families import EvalCase, family_cases  # noqa: E402
@@ -108,8 +112,9 @@ MYOCARDIUM_SOURCES = ("none", "labels", "heart-model")
 
 
 def evaluate_family(net, family: str, cases: int, seed: int, lam: int, k: int, steps: int, min_window: int = 0,
-                    myocardium: str = "none") -> dict:
-    return evaluate_cases(net, family, list(family_cases(family, cases, seed)), seed, lam, k, steps, min_window, myocardium)
+                    myocardium: str = "none", agreement: float = DEFAULT_AGREEMENT) -> dict:
+    return evaluate_cases(net, family, list(family_cases(family, cases, seed)), seed, lam, k, steps, min_window, myocardium,
+                          agreement)
 
 
 def dataset_cases(root: str, cases: int) -> list[EvalCase]:
@@ -123,7 +128,7 @@ def dataset_cases(root: str, cases: int) -> list[EvalCase]:
 
 
 def evaluate_cases(net, family: str, items: list[EvalCase], seed: int, lam: int, k: int, steps: int,
-                   min_window: int = 0, myocardium: str = "none") -> dict:
+                   min_window: int = 0, myocardium: str = "none", agreement: float = DEFAULT_AGREEMENT) -> dict:
     label_images = [_label_image(c.labels, c.image) for c in items]
 
     class _Case:  # what dataset_blood_mean reads
@@ -136,7 +141,7 @@ def evaluate_cases(net, family: str, items: list[EvalCase], seed: int, lam: int,
         roi = _label_image(L.heart_mask(case.labels), case.image)
         tic = time.perf_counter()
         mean, std = enhance_scar(case.image, roi, model=net, lam=lam, k=k, steps=steps, seed=seed, device="cpu",
-                                 min_window=min_window, myocardium=_given_myocardium(case, myocardium))
+                                 min_window=min_window, myocardium=_given_myocardium(case, myocardium), agreement=agreement)
         seconds = time.perf_counter() - tic
         inside = L.heart_mask(case.labels)
         outside_changed[case.name] = int(np.sum(sitk.GetArrayFromImage(mean)[~inside] != sitk.GetArrayFromImage(case.image)[~inside]))
@@ -244,6 +249,9 @@ def main(argv=None) -> int:
     ap.add_argument("--min-window", type=int, default=0, metavar="PX")
     ap.add_argument("--myocardium", choices=MYOCARDIUM_SOURCES, default="none",
                     help="what a model with the myocardium input is given (see above; default: none, the ROI alone)")
+    ap.add_argument("--agreement", type=float, default=DEFAULT_AGREEMENT, metavar="Z",
+                    help=f"standard errors each change is shrunk by (enhance --agreement; default {DEFAULT_AGREEMENT:g}, "
+                         "0 = the paper's plain mean of the k samples)")
     ap.add_argument("--data", metavar="DIR",
                     help="measure on the first --cases cases of this labelled dataset instead of the families: on the "
                          "model's own training data it tells a model that does not fit from one that does not transfer")
@@ -264,18 +272,19 @@ def main(argv=None) -> int:
     net = load_diffusion_model(args.model)
     window = max(training_windows(net)[0], args.min_window)
     print(f"model {net.metadata.get('name')} {net.metadata.get('version')} ({repo_relative(net.model_dir)}), "
-          f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, ground-truth heart ROI, windows of at least {window} px, myocardium given: {args.myocardium}")
+          f"λ {args.lam}, k {args.k}, {args.steps} DDIM steps, agreement {args.agreement:g} SE, ground-truth heart ROI, "
+          f"windows of at least {window} px, myocardium given: {args.myocardium}")
     if args.data:
         results = [evaluate_cases(net, Path(args.data).name, dataset_cases(args.data, args.cases), args.seed, args.lam,
-                                  args.k, args.steps, args.min_window, args.myocardium)]
+                                  args.k, args.steps, args.min_window, args.myocardium, args.agreement)]
     else:
-        results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps, args.min_window, args.myocardium)
-                   for f in args.families.split(",")]
+        results = [evaluate_family(net, f, args.cases, args.seed, args.lam, args.k, args.steps, args.min_window, args.myocardium,
+                                   args.agreement) for f in args.families.split(",")]
     print_table(results)
     worst = min(results, key=lambda r: r["cnr_scar_myo_gain"])
     out = {"benchmark": "enh_families", "model": repo_relative(net.model_dir), "model_version": net.metadata.get("version"),
            "seed": args.seed, "cases_per_family": args.cases, "lam": args.lam, "k": args.k, "steps": args.steps,
-           "min_window": window, "roi": "ground truth", "myocardium": args.myocardium, **({"data": repo_relative(args.data)} if args.data else {}), "threads": torch.get_num_threads(),
+           "agreement": args.agreement, "min_window": window, "roi": "ground truth", "myocardium": args.myocardium, **({"data": repo_relative(args.data)} if args.data else {}), "threads": torch.get_num_threads(),
            "platform": platform.platform(), "worst_family": worst["family"], "families": results}
     write_result(args.json, out)
     return 0

@@ -2,6 +2,8 @@
 
 import argparse
 
+from ..diffusion.agreement import DEFAULT_AGREEMENT
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="LGE volume (NIfTI, NRRD, MHA or a DICOM series folder)")
@@ -19,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="diffusion model folder or registry id (default: the shipped demo model)")
     p.add_argument("--lam", type=int, default=250, help="partial-diffusion start step λ, 1…1000 (paper: 250)")
     p.add_argument("--k", type=int, default=5, help="samples averaged (paper: 5)")
+    p.add_argument("--agreement", type=float, default=DEFAULT_AGREEMENT, metavar="Z",
+                   help="keep of each voxel's change what the k samples agree on: the mean change shrunk toward 0 by "
+                        f"Z standard errors of the samples (default {DEFAULT_AGREEMENT:g}; 0 = the paper's plain mean; "
+                        "no effect when k = 1)")
     p.add_argument("--steps", type=int, default=None,
                    help="fast mode: a DDIM chain of N steps from λ to 0 (N ≤ λ); default: the full λ-step DDPM chain")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed → same output on the CPU)")
@@ -41,7 +47,7 @@ def run(args) -> int:
     from ..progress import cli_progress, echo
 
     # Everything that can be refused is refused here, before torch is imported and before minutes of work.
-    check_parameters(args.lam, args.k, args.steps, args.seed, T)
+    check_parameters(args.lam, args.k, args.steps, args.seed, T, args.agreement)
     safety_path = Path(args.safety_output) if args.safety_output else Path(args.output).with_name(
         strip_image_extension(args.output) + ".safety.json")
     outputs = [Path(args.output)] + ([Path(args.std_output)] if args.std_output else [])
@@ -74,7 +80,8 @@ def run(args) -> int:
     model = load_diffusion_model(args.model)
     tic = time.perf_counter()
     mean, std = enhance_scar(image, roi, model=model, lam=args.lam, k=args.k, steps=args.steps, seed=args.seed,
-                             device=args.device, fp32=args.fp32, progress=cli_progress, myocardium=myocardium)
+                             device=args.device, fp32=args.fp32, progress=cli_progress, myocardium=myocardium,
+                             agreement=args.agreement)
     seconds = time.perf_counter() - tic
     if myocardium is None:
         myocardium = _myocardium_from_model(image)
@@ -84,7 +91,8 @@ def run(args) -> int:
         write_image(std, args.std_output, overwrite=args.overwrite)
     data = report.to_dict() if report else {"verdict": "not assessed", "summary": "Safety check: the heart model has no "
                                                      "myocardium class; give --labels", "flagged_slices": [], "slices": []}
-    data = {"input": str(args.input), "output": str(args.output), "lam": args.lam, "k": args.k, "steps": args.steps, **data}
+    data = {"input": str(args.input), "output": str(args.output), "lam": args.lam, "k": args.k, "steps": args.steps,
+            "agreement": args.agreement, **data}
     from ..bundle import atomic_write_bytes
 
     atomic_write_bytes(safety_path, (json.dumps(data, indent=2) + "\n").encode())

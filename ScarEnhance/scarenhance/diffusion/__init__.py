@@ -5,7 +5,7 @@ mean of k samples.
     network.py   the conditional denoiser and its presets   crops.py    ROI crops and their paste-back
     sampler.py   batched partial-diffusion chains           inputs.py   checks of enhance_scar's inputs
     enhance.py   enhance_scar / load_diffusion_model        data.py     training pairs
-    train.py     training (on scarenhance.training)
+    train.py     training (on scarenhance.training)             agreement.py  what the k samples agree on
 """
 
 __all__ = ["enhance_scar", "load_diffusion_model"]

@@ -1,7 +1,8 @@
 """enhance_scar: an LGE volume and a heart ROI in, the enhanced volume (mean of k) and its SD out.
 
     volume ──volume_to_slices (native pixels)──▶ slices in [0, 255] ──▶ crops around the ROI in [-1, 1]
-        ──partial diffusion, k samples per crop──▶ mean and SD ──▶ pasted into the ROI only
+        ──partial diffusion, k samples per crop──▶ mean (what the samples agree on, agreement.py) and SD
+        ──▶ pasted into the ROI only
         ──▶ the input's geometry and intensity scale; voxels outside the ROI copied from the input.
 """
 
@@ -21,6 +22,7 @@ from ..device import resolve_device
 from ..errors import InputError, ModelError
 from ..geometry import labels_to_slices, scale_to_volume, slices_to_volume, volume_to_slices
 from ..progress import ProgressFn, check_cancel, no_progress, scaled
+from .agreement import DEFAULT_AGREEMENT, agreed_mean
 from .crops import extract_crops, paste_crops, plan_crops
 from .inputs import check_image, check_parameters, roi_on_image_grid
 from .sampler import sample
@@ -60,6 +62,7 @@ def enhance_scar(
     fp32: bool = False,
     min_window: int = 0,
     myocardium: "np.ndarray | None" = None,
+    agreement: float = DEFAULT_AGREEMENT,
 ) -> tuple[sitk.Image, sitk.Image]:
     """Enhance the scar inside `roi` (any non-zero voxel; resampled nearest-neighbour if on another grid).
 
@@ -74,6 +77,9 @@ def enhance_scar(
     myocardium: boolean (z, y, x) LV myocardium on the image's grid (scar included, as a reader draws the
     wall), for a model that takes it (`myocardium_input` in its metadata); a slice without any is "unknown"
     to the model, as is every slice when it is None. Models without that input ignore it.
+    agreement: each voxel's mean change is shrunk toward zero by this many standard errors of the k samples,
+    so that what only some samples do is held back (agreement.py; 0 = the paper's plain mean; no effect
+    when k = 1).
 
     Returns (mean, std) in the image's exact geometry and intensity scale, of the pixel type
     `output_dtype` picks so that mean equals the input bit for bit outside the ROI (float32 for the usual
@@ -83,7 +89,7 @@ def enhance_scar(
     progress = progress or no_progress
     net = model if isinstance(model, torch.nn.Module) else load_diffusion_model(model)
     schedule = make_schedule()
-    check_parameters(lam, k, steps, seed, schedule.num_train_timesteps)
+    check_parameters(lam, k, steps, seed, schedule.num_train_timesteps, agreement)
     original = check_image(image)
     inside = roi_on_image_grid(roi, image)
     torch_device = resolve_device(device) if not isinstance(device, torch.device) else device
@@ -108,12 +114,12 @@ def enhance_scar(
     mode = f"{steps} DDIM steps" if steps is not None else f"{lam} DDPM steps"
     progress(0.01, f"enhancing {len(set(plan.slice_indices.tolist()))} slices in {len(plan)} windows of "
                    f"{plan.size[0]}×{plan.size[1]} px, λ={lam}, k={k}, "
-                   f"{mode}, seed {seed}, on {torch_device}")
+                   f"{mode}, seed {seed}, agreement {agreement:g} SE, on {torch_device}")
 
     samples = sample(net, x0, m, schedule, lam=lam, k=k, steps=steps, seed=seed, slice_ids=plan.seed_ids,
                      device=torch_device, eta=eta, chunk_size=chunk_size, progress=scaled(progress, 0.01, 0.98),
                      cancel=cancel, fp32=fp32, myocardium=given)
-    mean255 = (samples.mean(axis=0).astype(np.float64) + 1.0) * 127.5
+    mean255 = (agreed_mean(samples, x0, agreement) + 1.0) * 127.5
     std255 = samples.std(axis=0).astype(np.float64) * 127.5
 
     out_dtype = output_dtype(original)

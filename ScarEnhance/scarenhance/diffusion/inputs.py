@@ -1,7 +1,8 @@
 """Checks of what enhance_scar is given: parameters, the image, and the ROI's grid.
 
 Stated behaviours (each tested):
-- λ outside 1 … T, k < 1, steps outside 1 … λ, a negative seed: InputError.
+- λ outside 1 … T, k < 1, steps outside 1 … λ, a negative seed, an agreement that is not a finite
+  number from 0 to MAX_AGREEMENT: InputError.
 - NaN or infinite voxels in the image: InputError with their count (nothing is guessed).
 - An ROI on another grid than the image: resampled onto the image's grid with nearest neighbour;
   if nothing of it lands on the image: InputError. An empty ROI: InputError.
@@ -16,9 +17,11 @@ import SimpleITK as sitk
 from ..errors import InputError
 
 GRID_TOL = 1e-4  # relative tolerance of spacing/origin/direction, as float32 NIfTI headers need
+MAX_AGREEMENT = 10.0  # standard errors (agreement.py); a bound that catches a mistyped value
 
 
-def check_parameters(lam: int, k: int, steps: "int | None", seed: "int | None", num_train_timesteps: int) -> None:
+def check_parameters(lam: int, k: int, steps: "int | None", seed: "int | None", num_train_timesteps: int,
+                     agreement: float = 0.0) -> None:
     if not isinstance(lam, (int, np.integer)) or not 1 <= lam <= num_train_timesteps:
         raise InputError(f"lambda (the partial-diffusion step) must be an integer from 1 to {num_train_timesteps}, got {lam!r}")
     if not isinstance(k, (int, np.integer)) or k < 1:
@@ -27,6 +30,9 @@ def check_parameters(lam: int, k: int, steps: "int | None", seed: "int | None", 
         raise InputError(f"steps (fast mode) must be an integer from 1 to lambda = {lam}, got {steps!r}")
     if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(agreement, bool) or not isinstance(agreement, (int, float, np.integer, np.floating)) \
+            or not 0 <= agreement <= MAX_AGREEMENT:
+        raise InputError(f"agreement must be a number of standard errors from 0 to {MAX_AGREEMENT:g}, got {agreement!r}")
 
 
 def check_image(image: sitk.Image) -> np.ndarray:
