@@ -108,12 +108,13 @@ class ScarEnhanceLogic(_LogicBase):
     # -- Enhance scar ----------------------------------------------------------------------------
     def enhanceScar(self, volumeNode, segmentationNode, segmentId: str, lam: int = 250, k: int = 5,
                     steps: Optional[int] = None, seed: Optional[int] = None, *, model: Optional[str] = None,
-                    device: str = "auto", keepUncertainty: bool = False, outputVolumeNode=None,
-                    cancel: Optional[threading.Event] = None, onProgress: Optional[Callable] = None):
+                    device: str = "auto", keepUncertainty: bool = False, agreement: Optional[float] = None,
+                    outputVolumeNode=None, cancel: Optional[threading.Event] = None, onProgress: Optional[Callable] = None):
         """Blocking: (enhanced volume node, uncertainty volume node or None). The ROI is the segment as
         it is now. The enhanced volume is new unless `outputVolumeNode` is given (never the input).
         The engine's safety verdict is in `lastReport` (logged as a warning when it says "caution")."""
-        options = EnhanceOptions(lam=lam, k=k, steps=steps, seed=seed, model=model, device=device, keepUncertainty=keepUncertainty)
+        options = EnhanceOptions(lam=lam, k=k, steps=steps, seed=seed, model=model, device=device,
+                                 keepUncertainty=keepUncertainty, agreement=agreement)
         job = self.enhanceScarAsync(volumeNode, segmentationNode, segmentId, options, outputVolumeNode)
         job.onProgress = onProgress
         result = job.wait(cancel)

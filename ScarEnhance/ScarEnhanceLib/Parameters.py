@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 DEVICES = ("auto", "cpu", "cuda")  # "auto": CUDA when torch sees a GPU, else CPU
+MAX_AGREEMENT = 10.0  # as the engine's `enhance --agreement` accepts (scarenhance.diffusion.inputs)
 
 
 @dataclass
@@ -41,10 +42,13 @@ class EnhanceOptions:
     model: Optional[str] = None
     device: str = "auto"
     keepUncertainty: bool = False  # also load the per-voxel std of the k samples
+    agreement: Optional[float] = None  # standard errors each change is shrunk by (0 = the paper's plain mean); None → the engine's default
 
     def validate(self) -> None:
         if self.lam < 1 or self.k < 1:
             raise ValueError(f"λ and k must be at least 1 (got λ={self.lam}, k={self.k})")
+        if self.agreement is not None and not 0 <= self.agreement <= MAX_AGREEMENT:
+            raise ValueError(f"sample agreement must be between 0 and {MAX_AGREEMENT:g} standard errors (got {self.agreement})")
         if self.steps is not None and not 1 <= self.steps <= self.lam:
             raise ValueError(f"fast-mode steps must be between 1 and λ={self.lam} (got {self.steps})")
         if self.device not in DEVICES:
@@ -66,6 +70,8 @@ class EnhanceOptions:
             args += ["--seed", self.seed]
         if self.model:
             args += ["--model", self.model]
+        if self.agreement is not None:
+            args += ["--agreement", f"{self.agreement:g}"]
         return [str(a) for a in args]
 
 
@@ -97,6 +103,7 @@ if parameterNodeWrapper is not None:
         dilateMm: Annotated[float, WithinRange(0.0, 30.0)] = 0.0
         device: Annotated[str, Choice(list(DEVICES))] = "auto"
         keepUncertainty: bool = False
+        agreement: Annotated[float, WithinRange(0.0, MAX_AGREEMENT)] = 1.0  # the engine's default (diffusion/agreement.py)
 
         def segmentOptions(self, modelPath: Optional[str]) -> SegmentOptions:
             return SegmentOptions(dilateMm=self.dilateMm, model=modelPath, device=self.device)
@@ -104,5 +111,5 @@ if parameterNodeWrapper is not None:
         def enhanceOptions(self, modelPath: Optional[str]) -> EnhanceOptions:
             return EnhanceOptions(
                 lam=self.lam, k=self.k, steps=self.steps or None, seed=None if self.seed < 0 else self.seed,
-                model=modelPath, device=self.device, keepUncertainty=self.keepUncertainty,
+                model=modelPath, device=self.device, keepUncertainty=self.keepUncertainty, agreement=self.agreement,
             )

@@ -33,7 +33,7 @@ if os.environ.get("FAKE_ENGINE_ARGS"):
 parser = argparse.ArgumentParser()
 parser.add_argument("command")
 for name in ("--input", "--output", "--roi", "--std-output", "--model", "--device", "--dilate-mm", "--lam", "--k", "--steps",
-             "--seed", "--labels-output", "--report", "--labels", "--safety-output"):
+             "--seed", "--labels-output", "--report", "--labels", "--safety-output", "--agreement"):
     parser.add_argument(name)
 args = parser.parse_args()
 

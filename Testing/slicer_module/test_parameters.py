@@ -68,8 +68,19 @@ def test_paper_defaults_and_optional_outputs():
     assert (args.lam, args.k, args.steps, args.seed, args.std_output) == (250, 5, None, None, None)
 
 
+def test_sample_agreement_reaches_the_engine_and_its_absence_leaves_the_engines_default():
+    from scarenhance.diffusion.agreement import DEFAULT_AGREEMENT
+
+    args, _ = parse(EnhanceOptions().cliArgs("in.nrrd", "roi.nrrd", "out.nrrd", "std.nrrd", "safety.json"))
+    assert args.agreement == DEFAULT_AGREEMENT
+    for value in (0.0, 2.5):  # 0: the paper's plain mean of the k samples
+        args, _ = parse(EnhanceOptions(agreement=value).cliArgs("in.nrrd", "roi.nrrd", "out.nrrd", "std.nrrd", "safety.json"))
+        assert args.agreement == value
+
+
 @pytest.mark.parametrize("bad, message", [(dict(lam=0), "at least 1"), (dict(k=0), "at least 1"),
-                                          (dict(lam=50, steps=51), "between 1 and λ"), (dict(device="tpu"), "device")])
+                                          (dict(lam=50, steps=51), "between 1 and λ"), (dict(device="tpu"), "device"),
+                                          (dict(agreement=-1.0), "agreement"), (dict(agreement=11.0), "agreement")])
 def test_bad_options_are_refused_before_a_process_starts(bad, message):
     with pytest.raises(ValueError, match=message):
         EnhanceOptions(**bad).cliArgs("a", "b", "c", "d", "e")

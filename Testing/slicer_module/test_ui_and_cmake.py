@@ -99,6 +99,21 @@ def test_paper_defaults_in_the_ui_and_the_parameter_node():
     assert re.search(r"lam: Annotated\[int, .*\] = 250", text) and re.search(r"k: Annotated\[int, .*\] = 5", text)
 
 
+def test_the_panels_sample_agreement_starts_at_the_engines_default():
+    from scarenhance.diffusion.agreement import DEFAULT_AGREEMENT
+    from scarenhance.diffusion.inputs import MAX_AGREEMENT
+
+    spin = ui_widgets()["agreementSpinBox"]
+    value = {p.get("name"): p.findtext("double") for p in spin.findall("property")}
+    assert float(value["value"]) == DEFAULT_AGREEMENT and float(value["maximum"]) == MAX_AGREEMENT
+    match = re.search(r"agreement: Annotated\[float, WithinRange\(0\.0, MAX_AGREEMENT\)\] = ([0-9.]+)",
+                      (LIB / "Parameters.py").read_text())
+    assert match and float(match.group(1)) == DEFAULT_AGREEMENT
+    from ScarEnhanceLib.Parameters import MAX_AGREEMENT as PANEL_MAX
+
+    assert PANEL_MAX == MAX_AGREEMENT
+
+
 def extension_modules() -> list[str]:
     return re.findall(r"^\s*add_subdirectory\((\w+)\)", (ROOT / "CMakeLists.txt").read_text(), re.M)
 
