@@ -37,7 +37,7 @@ class ScarEnhance(ScriptedLoadableModule):
             "Makes myocardial scar easier to see in late-gadolinium-enhancement (LGE) cardiac MRI. "
             "<b>Segment heart</b> adds an editable segmentation (Heart ROI, LV blood pool, LV myocardium); "
             "<b>Enhance scar</b> adds an enhanced copy of the volume made by a localized conditional diffusion "
-            "model (the mean of k samples), with the engine's safety verdict. The input volume is never changed. "
+            "model (what its k samples agree on), with the engine's safety verdict. The input volume is never changed. "
             "For research use, not for diagnosis. Supported: {supported}."
         ).format(supported=SUPPORTED_SLICER)
         self.parent.acknowledgementText = _(

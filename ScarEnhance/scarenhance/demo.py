@@ -143,7 +143,7 @@ def _figure(image, canonical, roi, mean, std, path: Path) -> None:
         win = (slice(max(ys.min() - pad, 0), ys.max() + pad), slice(max(xs.min() - pad, 0), xs.max() + pad))
         vmin, vmax = np.percentile(orig_s[i][win], [1, 99.5])
         panels = [("original", orig_s[i]), ("heart ROI (green) + scar label (red)", orig_s[i]),
-                  ("enhanced (mean of k)", mean_s[i]), ("uncertainty (SD over k)", std_s[i])]
+                  ("enhanced (what the k samples agree on)", mean_s[i]), ("uncertainty (SD over k)", std_s[i])]
         for col, (title, data) in enumerate(panels):
             ax = axes[row, col]
             if col == 3:

@@ -1,4 +1,5 @@
-"""`scarenhance enhance`: the scar inside an ROI enhanced by localized partial diffusion (mean of k)."""
+"""`scarenhance enhance`: the scar inside an ROI enhanced by localized partial diffusion (what the
+k samples agree on)."""
 
 import argparse
 

@@ -1,4 +1,5 @@
-"""enhance_scar: an LGE volume and a heart ROI in, the enhanced volume (mean of k) and its SD out.
+"""enhance_scar: an LGE volume and a heart ROI in, the enhanced volume (what its k samples agree on)
+and their SD out.
 
     volume ──volume_to_slices (native pixels)──▶ slices in [0, 255] ──▶ crops around the ROI in [-1, 1]
         ──partial diffusion, k samples per crop──▶ mean (what the samples agree on, agreement.py) and SD
