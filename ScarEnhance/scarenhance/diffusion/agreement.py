@@ -1,11 +1,11 @@
 """What the k samples agree on: each voxel's mean change, shrunk toward zero by its standard error.
 
-The paper's output is the plain mean of the k samples. A denoiser trained with the absolute error (0.6.0)
-commits in every sample: a pixel it reads as scar in one sample and as healthy myocardium in the next is
-brightened fully in one and not at all in the other, and the mean brightens it by a share of the scar's
+The paper's output is the plain mean of the k samples. A denoiser trained with the absolute error (0.6.0,
+0.7.0) commits in every sample: a pixel it reads as scar in one sample and as healthy myocardium in the next
+is brightened fully in one and not at all in the other, and the mean brightens it by a share of the scar's
 boost. Spread over healthy myocardium that might be scar, those shares are a false scar: on the dark, noisy
-myocardium of real LGE a fraction of a grey level is already a few per cent (README, "What the k samples
-agree on").
+myocardium of real LGE a fraction of a grey level is already a few per cent (README, "What the k samples agree
+on").
 
 `agreed_mean` soft-thresholds each voxel's mean change by z standard errors of that mean (the samples' SD
 with Bessel's correction, over √k). A change that every sample makes stays nearly whole; one that only some
