@@ -412,10 +412,14 @@ def test_evaluate_command(tmp_path, untrained_models, capsys):
     assert report["models"]["diffusion"]["weights_sha256"] == meta["scarenhance"]["weights_sha256"]
     assert report["summary"]["n_cases"] == 2 and report["lambda_sweep"] == {}
     assert report["settings"]["steps"] == 2 and report["settings"]["k"] == 2
+    assert report["models"]["agreement"] == 1.0  # enhance's default sample agreement, recorded
 
     assert main(args) == 2  # refuses to overwrite the report
     assert "--overwrite" in capsys.readouterr().err
-    assert main(args + ["--overwrite"]) == 0
+    assert main(args + ["--overwrite", "--agreement", "0"]) == 0  # the paper's plain mean of the k samples
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["models"]["agreement"] == 0.0
+    assert main(args + ["--overwrite", "--agreement", "-1"]) == 2  # refused before any work
+    assert "agreement" in capsys.readouterr().err
 
 
 def test_synth_unseen_marks_which_cases_have_random_contrast():

@@ -16,6 +16,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..diffusion.agreement import DEFAULT_AGREEMENT
     from ..evaluation.paper import LAMBDA_SWEEP as DEFAULT_SWEEP
 
     p.add_argument("--data", required=True, help="labelled data set (EMIDEC, MyoPS or images/ + labels/ layout)")
@@ -28,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=5, help="samples averaged (default 5, paper)")
     p.add_argument("--steps", type=int, default=None,
                    help="N-step DDIM chain (fast); default: the paper's ancestral chain of λ steps")
+    p.add_argument("--agreement", type=float, default=DEFAULT_AGREEMENT, metavar="Z",
+                   help=f"standard errors each change is shrunk by, as `enhance --agreement` (default {DEFAULT_AGREEMENT:g}; "
+                        "0 = the paper's plain mean of the k samples)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--dilate-mm", type=float, default=0.0, help="grow the predicted heart ROI by this many mm")
@@ -49,6 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..datasets import list_cases
 
+    from ..diffusion.inputs import check_parameters
+    from ..diffusion.schedule import T
+
+    check_parameters(args.lam, args.k, None, None, T, args.agreement)  # refused before minutes of work
     if args.data:  # a missing or empty data set fails fast, before torch and MONAI load
         list_cases(args.data, args.layout)
     from ..evaluation.models import ModelPair
@@ -62,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         layout=args.layout,
     )
     models = ModelPair(args.seg_model, args.diffusion_model, args.whole_image_model, steps=args.steps,
-                       device=args.device, dilate_mm=args.dilate_mm)
+                       device=args.device, dilate_mm=args.dilate_mm, agreement=args.agreement)
     if models.device.type == "cpu" and args.steps is None:
         print(f"note: the paper's {args.lam}-step chain × k = {args.k} runs on the CPU here, which takes minutes per "
               "slice; --steps 20 is the fast mode", flush=True)

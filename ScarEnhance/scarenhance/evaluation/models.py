@@ -9,23 +9,27 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from ..diffusion.agreement import DEFAULT_AGREEMENT
+
 
 class ModelPair:
     """Heart segmentation + scar diffusion models (paths, registry ids, or None for the shipped defaults).
 
     whole_image_model: optional diffusion model trained with m = 1 (whole-image noise) for Table 2; it is
     run with an all-ones ROI so that noise covers the whole slice. steps: None for the paper's ancestral
-    chain, N for an N-step DDIM chain (capped at λ, so a λ sweep can start at λ = 1).
+    chain, N for an N-step DDIM chain (capped at λ, so a λ sweep can start at λ = 1). agreement: the standard
+    errors each change is shrunk by (diffusion/agreement.py; 0 = the paper's plain mean of the k samples).
     """
 
     def __init__(self, seg_model=None, diffusion_model=None, whole_image_model=None, steps: Optional[int] = None,
-                 device: str = "auto", dilate_mm: float = 0.0, cancel: Optional[threading.Event] = None):
+                 device: str = "auto", dilate_mm: float = 0.0, cancel: Optional[threading.Event] = None,
+                 agreement: float = DEFAULT_AGREEMENT):
         from ..device import resolve_device
         from ..diffusion import load_diffusion_model
         from ..segmentation import load_segmentation_model
 
         self.device = resolve_device(device)
-        self.steps, self.dilate_mm, self.cancel = steps, dilate_mm, cancel
+        self.steps, self.dilate_mm, self.cancel, self.agreement = steps, dilate_mm, cancel, agreement
         self.seg = load_segmentation_model(seg_model)
         self.diffusion = load_diffusion_model(diffusion_model, device=self.device)
         self.whole = load_diffusion_model(whole_image_model, device=self.device) if whole_image_model else None
@@ -53,7 +57,8 @@ class ModelPair:
             return unchanged, sitk.Image(unchanged) * 0.0
         steps = None if self.steps is None else min(self.steps, lam)
         return enhance_scar(image, roi, model=self.whole if whole_image else self.diffusion, lam=lam, k=k,
-                            steps=steps, seed=seed, device=self.device, progress=progress, cancel=self.cancel)
+                            steps=steps, seed=seed, device=self.device, progress=progress, cancel=self.cancel,
+                            agreement=self.agreement)
 
     def describe(self) -> dict:
         out = {"segmentation": _describe(self.seg), "diffusion": _describe(self.diffusion)}
@@ -61,6 +66,7 @@ class ModelPair:
             out["whole_image_diffusion"] = _describe(self.whole)
         out["device"] = str(self.device)
         out["steps"] = self.steps
+        out["agreement"] = self.agreement
         out["dilate_mm"] = self.dilate_mm
         return out
 
