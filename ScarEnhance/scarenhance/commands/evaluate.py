@@ -52,7 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..datasets import list_cases
-
     from ..diffusion.inputs import check_parameters
     from ..diffusion.schedule import T
 

@@ -46,8 +46,8 @@ MYOCARDIUM_GAIN = 10.0
 
 class ConditionalDenoiser(nn.Module):
     """forward(x: (B, 2, H, W) float in [-1, 1] ((B, 3, H, W) with the myocardium channel), t: (B,) int
-    timestep indices 0 … T−1, roi: (B, 1, H, W) in {0, 1}, needed when roi_normalised) -> ε̂ (B, 1, H, W); with with_scar=True (a scar_head network)
-    -> (ε̂, scar logits (B, 1, H, W)).
+    timestep indices 0 … T−1, roi: (B, 1, H, W) in {0, 1}, needed when roi_normalised) -> ε̂ (B, 1, H, W);
+    with with_scar=True (a scar_head network) -> (ε̂, scar logits (B, 1, H, W)).
 
     H and W must be multiples of `multiple_of` (2 ** number of downsamplings).
     """
