@@ -233,6 +233,41 @@ def test_synth_command_noise_option_widens_the_noise_and_refuses_a_reversed_rang
     assert "--noise" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
+def test_scar_reach_sets_where_the_scar_lies_between_myocardium_and_blood():
+    """scar_reach (synth --scar-reach): u = (scar − myocardium) / (blood − myocardium) is drawn from it; the
+    default keeps scar within 1.3× the blood, a reach above 1 makes scars brighter than the blood pool."""
+    def reach(r):
+        draws = [appearance.sample_intensities(np.random.default_rng(i), 0.0, 0.0, 0.0, r) for i in range(200)]
+        scar, myo, blood = (np.array([m[t] for _, m, _ in draws]) for t in (S.SCAR, S.LV_MYOCARDIUM, S.LV_BLOOD))
+        return (scar - myo) / (blood - myo), scar / blood
+
+    u, ratio = reach((1.5, 2.5))
+    assert u.min() >= 1.5 - 1e-9 and u.max() <= 2.5 + 1e-9 and np.all(ratio > 1.0)
+    u, ratio = reach((0.35, 1.3))
+    assert u.min() >= 0.35 - 1e-9 and u.max() <= 1.3 + 1e-9 and ratio.max() <= 1.3
+    default = [appearance.sample_intensities(np.random.default_rng(i), 0.0, 0.0) for i in range(50)]
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(default, (appearance.sample_intensities(
+        np.random.default_rng(i), 0.0, 0.0, 0.0, (0.35, 1.3)) for i in range(50))))  # the default is that range
+
+
+def test_synth_command_scar_reach_makes_scar_brighter_than_blood_and_refuses_a_bad_range(tmp_path, capsys):
+    from scarenhance import datasets
+    from scarenhance.cli import main
+
+    args = ["synth", "--out", str(tmp_path / "s"), "--cases", "3", "--seed", "5", "--contrast", "lge", "--scar-reach", "1.6", "2.4"]
+    assert main(args) == 0
+    ratios = []
+    for name in datasets.list_cases(tmp_path / "s"):
+        case = datasets.load_case(tmp_path / "s", name)
+        image, labels = sitk_array(case.image).astype(float), sitk_array(case.labels)
+        for k in range(image.shape[0]):
+            if (labels[k] == L.SCAR).sum() > 20 and (labels[k] == L.BLOOD).sum() > 20:
+                ratios.append(image[k][labels[k] == L.SCAR].mean() / image[k][labels[k] == L.BLOOD].mean())
+    assert ratios and np.median(ratios) > 1.1
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--scar-reach", "2", "1"]) == 2
+    assert "--scar-reach" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def sitk_array(image):
     import SimpleITK as sitk
 

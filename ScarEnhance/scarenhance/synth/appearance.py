@@ -29,14 +29,18 @@ _LGE_RELATIVE = {
 
 def sample_intensities(rng: np.random.Generator, random_probability: float = 0.3,
                        short_ti_probability: float = 0.15,
-                       min_scar_to_myocardium: float = 0.0) -> tuple[str, np.ndarray, np.ndarray]:
+                       min_scar_to_myocardium: float = 0.0,
+                       scar_reach: tuple[float, float] = (0.35, 1.3)) -> tuple[str, np.ndarray, np.ndarray]:
     """(regime, means (COUNT,), standard deviations (COUNT,)) for one sample.
 
     ``short_ti_probability``: share of "lge" samples with a too-short inversion time, where the scar can
     be darker than the myocardium. ``min_scar_to_myocardium``: the least scar/myocardium mean ratio of
     "lge" samples (0: the drawn one). ``SynthRanges.lge_contrast`` sets no random or short-TI samples and a
     ratio of at least 1.3, so that scar is always visibly brighter than healthy myocardium, as LGE defines
-    it (FACTS: 1.35–5.4 on real scans).
+    it (FACTS: 1.35–5.4 on real scans). ``scar_reach``: where the scar mean lies between the myocardium's
+    (0) and the blood's (1), drawn uniformly; above 1 the scar is brighter than the blood pool. The default
+    reaches 1.3× the blood; real scans reach further (FACTS: scar/myocardium median 2.6 against
+    blood/myocardium 2.4, so half of real scars are brighter than the blood, some twice as bright).
     """
     if rng.random() < random_probability:
         means = rng.uniform(0.0, 1.0, S.COUNT)
@@ -51,8 +55,8 @@ def sample_intensities(rng: np.random.Generator, random_probability: float = 0.3
     means[S.RV_WALL] = myo * rng.uniform(0.8, 1.6)
     means[S.PAPILLARY] = myo * rng.uniform(0.7, 1.8)
     means[S.TRABECULAE] = myo * rng.uniform(0.7, 2.5)
-    # scar between well above the myocardium and somewhat above the blood; no-reflow dark inside it
-    means[S.SCAR] = max(myo + rng.uniform(0.35, 1.3) * (1.0 - myo), min_scar_to_myocardium * myo)
+    # scar from well above the myocardium to above the blood (scar_reach); no-reflow dark inside it
+    means[S.SCAR] = max(myo + rng.uniform(*scar_reach) * (1.0 - myo), min_scar_to_myocardium * myo)
     means[S.NO_REFLOW] = myo * rng.uniform(0.3, 1.5)
     if rng.random() < short_ti_probability:  # a too-short inversion time: myocardium bright, blood dark
         means[S.LV_MYOCARDIUM], means[S.LV_BLOOD] = rng.uniform(0.5, 1.0), rng.uniform(0.1, 0.5)

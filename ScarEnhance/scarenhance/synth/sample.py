@@ -36,6 +36,7 @@ class SynthRanges:
     random_contrast: float = 0.3  # share of samples with a fully random (not LGE-like) contrast
     short_ti: float = 0.15  # share of LGE-like samples with a too-short inversion time (myocardium bright)
     min_scar_ratio: float = 0.0  # least scar / healthy-myocardium mean of LGE-like samples (0: as drawn)
+    scar_reach: tuple[float, float] = (0.35, 1.3)  # LGE-like scar mean: myocardium + u·(blood − myocardium), u in this range
     texture_px: tuple[float, float] = (0.0, 1.5)
     partial_volume: float = 0.4  # probability of blending in a neighbouring level (5–12 mm slices)
     spacing_mm: float = 1.75
@@ -66,7 +67,7 @@ def synth_slice(seed: "int | np.random.SeedSequence | list[int]", ranges: "Synth
     anat = anatomy.sample_anatomy(rng, r.heart_mm, r.wall_mm, r.levels, scar_probability=r.scar_probability)
     grid = _sample_grid(rng, anat, r)
     structures = anatomy.render(anat, grid)
-    regime, means, sds = appearance.sample_intensities(rng, r.random_contrast, r.short_ti, r.min_scar_ratio)
+    regime, means, sds = appearance.sample_intensities(rng, r.random_contrast, r.short_ti, r.min_scar_ratio, r.scar_reach)
     smooth = float(rng.uniform(*r.texture_px))
     image = appearance.paint(structures, means, sds, rng, smooth)
     pv_weight = 0.0
