@@ -107,3 +107,20 @@ def test_a_dataset_folder_becomes_evaluation_cases(tmp_path):
     items = _benchmark().dataset_cases(str(tmp_path / "d"), 1)
     assert len(items) == 1 and items[0].labels.shape == sitk.GetArrayFromImage(items[0].image).shape
     assert set(np.unique(items[0].labels)) <= {0, 1, 2, 3}
+
+
+def test_scar_slices_are_split_by_scar_brighter_than_blood_and_older_rows_give_no_split(capsys):
+    bench = _benchmark()
+    rows = [dict(_row("a", 1.0, 2.0, 0.01), scar_above_blood=False), dict(_row("b", 1.0, 0.5, 0.03), scar_above_blood=True),
+            dict(_row("c", 2.0, 2.5, 0.02), scar_above_blood=True), _row("c", 0, 0, 0.0, scar=False)]
+    family = bench.resummarise({"seed": 1, "families": [{"family": "phantom", "rows": rows, "voxels_changed_outside_roi": 0}]})["families"][0]
+    above, rest = family["scar_above_blood"], family["scar_not_above_blood"]
+    assert above["scar_slices"] == 2 and above["cnr_scar_myo_gain"] == pytest.approx(1.5 / 1.5 - 1)
+    assert above["slices_worse"] == 1 and above["remote_change_scar_slices"] == pytest.approx(0.025)
+    assert rest["scar_slices"] == 1 and rest["cnr_scar_myo_gain"] == pytest.approx(1.0)
+    bench.print_table([family])
+    out = capsys.readouterr().out
+    assert "scar > blood" in out and "scar ≤ blood" in out
+    older = bench.resummarise({"seed": 1, "families": [{"family": "phantom", "rows": [_row("a", 1.0, 1.5, 0.01)],
+                                                        "voxels_changed_outside_roi": 0}]})["families"][0]
+    assert "scar_above_blood" not in older

@@ -6,7 +6,9 @@ scar rose against its target's rise, how much noisier the myocardium got); the m
 whose CNR(scar, myo) fell; voxels changed outside the ROI; and the safety check's verdicts. The worst
 family (lowest CNR(scar, myo) gain) is the headline. A family with random-contrast cases (synth-unseen:
 half of them, where scar need not be brighter than the myocardium) also gets a row of its LGE-contrast
-cases alone ("… LGE").
+cases alone ("… LGE"). Scar slices are also split by whether the scar is brighter than the LV blood pool in the
+original ("scar > blood", as in about half of real scans; "scar ≤ blood"): there the network must tell bright
+scar from the blood pool, whose target darkens, by where it lies.
 
     .venv/bin/python benchmarks/enh_families.py [--model DIR|ID] [--cases 6] [--seed 9001] [--lam 250]
         [--k 3] [--steps 10] [--min-window PX] [--families ...] [--threads 2] [--json benchmarks/results/enh_families.json]
@@ -100,6 +102,16 @@ def _summary(rows: list[dict]) -> dict:
 INTERVALS = ("cnr_scar_myo_gain", "remote_change_scar_slices", "remote_change_scar_free_slices")
 
 
+def _by_scar_vs_blood(rows: list[dict]) -> dict:
+    """Summaries of the scar slices whose scar is brighter than the LV blood in the original, and of the rest
+    (slices without a blood pool count as the rest). Rows of older results without the flag give nothing."""
+    scarred = [r for r in rows if r["has_scar"] and "scar_above_blood" in r]
+    if not scarred:
+        return {}
+    return {"scar_above_blood": _summary([r for r in scarred if r["scar_above_blood"]]),
+            "scar_not_above_blood": _summary([r for r in scarred if not r["scar_above_blood"]])}
+
+
 def _intervals(rows: list[dict], seed: int) -> dict:
     def interval(key):
         found = case_bootstrap_interval(rows, lambda rs: _summary(rs)[key], seed=seed)
@@ -165,12 +177,14 @@ def evaluate_cases(net, family: str, items: list[EvalCase], seed: int, lam: int,
                     row[f"cnr_scar_myo_{name}"], row[f"cnr_scar_blood_{name}"] = c["cnr_scar_myo"], c["cnr_scar_blood"]
                 # where the gain goes: how far the scar rose (grey levels; the target's rise) and how much noisier
                 # the myocardium became, the two halves of CNR(scar, myo) = (scar − myo) / SD(myo)
+                row["scar_above_blood"] = bool(blood.sum() >= 5 and before[s][scar].mean() > before[s][blood].mean())
                 row["scar_rise"] = float(after[s][scar].mean() - before[s][scar].mean())
                 row["scar_rise_target"] = float(target[s][scar].mean() - before[s][scar].mean())
                 sd = float(before[s][myo].std())
                 row["myo_sd_change"] = float(after[s][myo].std() / sd - 1.0) if sd > 0 else float("nan")
             rows.append(row)
-    out = {"family": family, "cases": len(items), "blood_mean": blood_mean, **_summary(rows), **_intervals(rows, seed)}
+    out = {"family": family, "cases": len(items), "blood_mean": blood_mean, **_summary(rows), **_intervals(rows, seed),
+           **_by_scar_vs_blood(rows)}
     out["voxels_changed_outside_roi"] = sum(outside_changed.values())
     if any(c.contrast != "lge" for c in items):
         # a random-contrast slice's scar need not be brighter than its myocardium: nothing shows where it is
@@ -204,7 +218,7 @@ def resummarise(result: dict) -> dict:
     families = []
     for family in result["families"]:
         rows = family["rows"]
-        redone = {**family, **_summary(rows), **_intervals(rows, result["seed"])}
+        redone = {**family, **_summary(rows), **_intervals(rows, result["seed"]), **_by_scar_vs_blood(rows)}
         if "lge_contrast_only" in family:
             lge = [r for r in rows if r["contrast"] == "lge"]
             redone["lge_contrast_only"] = {**family["lge_contrast_only"], **_summary(lge), **_intervals(lge, result["seed"])}
@@ -225,6 +239,15 @@ def print_table(results: list[dict]) -> None:
 
     def span(interval):
         return "–" if interval is None else f"[{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}] %"
+
+    split = [(r["family"], r[key], label) for r in results for key, label in
+             (("scar_above_blood", "scar > blood"), ("scar_not_above_blood", "scar ≤ blood")) if key in r]
+    if split:
+        print("\nScar slices split by whether the scar is brighter than the LV blood in the original:")
+        for family, r, label in split:
+            if r["scar_slices"]:
+                print(f"{family:<18} {label:<13} {r['scar_slices']:>3} slices  gain {100 * r['cnr_scar_myo_gain']:>+6.1f}%  "
+                      f"worse {r['slices_worse']:>3}  CNR(scar,blood) {r['cnr_scar_blood_before']:.2f} → {r['cnr_scar_blood_after']:.2f}")
 
     print("\n95 % intervals, whole cases resampled:")
     for r in rows:
