@@ -175,9 +175,9 @@ def evaluate_cases(net, family: str, items: list[EvalCase], seed: int, lam: int,
                 for name, img in (("before", before[s]), ("target", target[s]), ("after", after[s])):
                     c = tissue_cnrs(img, labels[s])
                     row[f"cnr_scar_myo_{name}"], row[f"cnr_scar_blood_{name}"] = c["cnr_scar_myo"], c["cnr_scar_blood"]
+                row["scar_above_blood"] = bool(blood.sum() >= 5 and before[s][scar].mean() > before[s][blood].mean())
                 # where the gain goes: how far the scar rose (grey levels; the target's rise) and how much noisier
                 # the myocardium became, the two halves of CNR(scar, myo) = (scar − myo) / SD(myo)
-                row["scar_above_blood"] = bool(blood.sum() >= 5 and before[s][scar].mean() > before[s][blood].mean())
                 row["scar_rise"] = float(after[s][scar].mean() - before[s][scar].mean())
                 row["scar_rise_target"] = float(target[s][scar].mean() - before[s][scar].mean())
                 sd = float(before[s][myo].std())
