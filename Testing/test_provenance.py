@@ -48,14 +48,18 @@ def test_the_shipped_diffusion_models_command_gives_its_recorded_settings():
         field = renamed.get(key, key)
         if field in config:
             assert config[field] == value, field
-    assert (config["epochs"], config["time_limit_min"], config["roi_source"]) == (100000, 40.0, "randomized")
+    assert (config["epochs"], config["time_limit_min"], config["roi_source"]) == (100000, 55.0, "randomized")
     assert (config["prediction"], meta["scarenhance"]["prediction"], config["loss_norm"]) == ("residual", "residual", 1)
-    assert (config["scar_weight"], config["myo_weight"]) == (10.0, 2.0)
+    assert (config["scar_weight"], config["myo_weight"]) == (10.0, 5.0)
     assert training["stopped"] == f"time limit of {config['time_limit_min']} min reached"  # the trainer's words
-    assert training["snapshot_of_epoch"] == 39 and "last epoch (39)" in training["shipped"]
-    # 0.7.0 was fine-tuned from 0.6.0, 0.6.0 from 0.5.0 (three runs from 0.4.0), 0.4.0 from 0.3.0, whose own
-    # record (with its hand-reconstructed fields listed) is kept
-    parent = training["initialised_from"]
+    assert training["snapshot_of_epoch"] == 72 and "last epoch (72)" in training["shipped"]
+    # 0.8.0 was fine-tuned from round 13's unshipped 'mix' run, that from 0.7.0, 0.7.0 from 0.6.0, 0.6.0 from 0.5.0
+    # (three runs from 0.4.0), 0.4.0 from 0.3.0, whose own record (with its hand-reconstructed fields listed) is kept
+    mix = training["initialised_from"]
+    assert "not shipped" in mix["model"] and mix["its_training"]["config"]["myo_weight"] == 2.0
+    assert mix["its_training"]["snapshot_of_epoch"] == 65 and mix["its_training"]["data_command"] == training["data_command"]
+    assert mix["its_training"]["initialised_from"]["model"] == "scar-diffusion-demo 0.7.0"
+    parent = mix["its_training"]["initialised_from"]["its_training"]["initialised_from"]
     assert parent["model"] == "scar-diffusion-demo 0.6.0"
     grandparent = parent["its_training"]["initialised_from"]
     assert grandparent["model"] == "scar-diffusion-demo 0.5.0"

@@ -1,7 +1,7 @@
 """What the k samples agree on: each voxel's mean change, shrunk toward zero by its standard error.
 
-The paper's output is the plain mean of the k samples. A denoiser trained with the absolute error (0.6.0,
-0.7.0) commits in every sample: a pixel it reads as scar in one sample and as healthy myocardium in the next
+The paper's output is the plain mean of the k samples. A denoiser trained with the absolute error (0.6.0 to
+0.8.0) commits in every sample: a pixel it reads as scar in one sample and as healthy myocardium in the next
 is brightened fully in one and not at all in the other, and the mean brightens it by a share of the scar's
 boost. Spread over healthy myocardium that might be scar, those shares are a false scar: on the dark, noisy
 myocardium of real LGE a fraction of a grey level is already a few per cent (README, "What the k samples agree
